@@ -1,0 +1,40 @@
+// The addon's entry point: registers Engine, Connection and SslConfig, and the JS callbacks.
+#include "addon.h"
+
+#include "connection.h"
+#include "engine.h"
+#include "ssl_config.h"
+
+namespace quicket {
+
+// setCallbacks({ onConnection, onEvent }): called once by lib/binding.ts.
+static void SetCallbacks(const Napi::CallbackInfo& info) {
+  AddonData* data = GetAddonData(info.Env());
+  Napi::Object callbacks = info[0].As<Napi::Object>();
+  data->on_connection = Napi::Persistent(callbacks.Get("onConnection").As<Napi::Function>());
+  data->on_event = Napi::Persistent(callbacks.Get("onEvent").As<Napi::Function>());
+}
+
+Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData(data);
+  Napi::Function connection = Connection::Init(env);
+  data->connection_constructor = Napi::Persistent(connection);
+  exports.Set("Engine", Engine::Init(env));
+  exports.Set("Connection", connection);
+  exports.Set("SslConfig", SslConfig::Init(env));
+  exports.Set("setCallbacks", Napi::Function::New(env, SetCallbacks));
+  exports.Set("versions", [&] {
+    Napi::Object versions = Napi::Object::New(env);
+    versions.Set("ngtcp2", ngtcp2_version(0)->version_str);
+    versions.Set("gnutls", gnutls_check_version(nullptr));
+    return versions;
+  }());
+  return exports;
+}
+
+}  // namespace quicket
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) { return quicket::InitAddon(env, exports); }
+
+NODE_API_MODULE(quicket, Init)

@@ -1,0 +1,863 @@
+#include "connection.h"
+
+#include <gnutls/crypto.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+
+#include <cstring>
+
+#include "addon.h"
+#include "engine.h"
+
+namespace quicket {
+
+namespace {
+constexpr size_t kCidLength = 18;
+constexpr size_t kMaxPacketsPerFlush = 64;
+constexpr size_t kMaxPacketSize = 1500;
+// JS gets a 'drain' for a stream once its unacknowledged bytes fall below this.
+constexpr uint64_t kDrainThreshold = 1024 * 1024;
+
+size_t AddressLength(const sockaddr* address) {
+  return address->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+}
+
+void RandomCid(ngtcp2_cid* cid, size_t length) {
+  cid->datalen = length;
+  gnutls_rnd(GNUTLS_RND_NONCE, cid->data, length);
+}
+
+Napi::Value BigIntOf(Napi::Env env, int64_t value) { return Napi::BigInt::New(env, value); }
+
+int64_t StreamIdArg(const Napi::CallbackInfo& info, size_t index) {
+  bool lossless = false;
+  return info[index].As<Napi::BigInt>().Int64Value(&lossless);
+}
+}  // namespace
+
+Napi::Function Connection::Init(Napi::Env env) {
+  return DefineClass(env, "Connection",
+                     {InstanceMethod<&Connection::OpenStream>("openStream"),
+                      InstanceMethod<&Connection::Write>("write"),
+                      InstanceMethod<&Connection::ShutdownStream>("shutdownStream"),
+                      InstanceMethod<&Connection::Consume>("consume"),
+                      InstanceMethod<&Connection::Close>("close"),
+                      InstanceMethod<&Connection::Destroy>("destroy"),
+                      InstanceMethod<&Connection::SetWantTickets>("setWantTickets"),
+                      InstanceMethod<&Connection::SetWantKeylog>("setWantKeylog"),
+                      InstanceMethod<&Connection::GetInfo>("getInfo")});
+}
+
+// Only Engine creates connections (through the stored constructor); JS never calls `new`.
+Connection::Connection(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Connection>(info) {}
+
+Connection::~Connection() { Terminate(); }
+
+void Connection::InitCommon(Engine* engine, std::shared_ptr<SslContext> ssl, const sockaddr* local,
+                            const sockaddr* remote) {
+  engine_ = engine;
+  ssl_ = std::move(ssl);
+  memcpy(&local_, local, AddressLength(local));
+  memcpy(&remote_, remote, AddressLength(remote));
+  path_.local = {reinterpret_cast<sockaddr*>(&local_), static_cast<ngtcp2_socklen>(AddressLength(local))};
+  path_.remote = {reinterpret_cast<sockaddr*>(&remote_), static_cast<ngtcp2_socklen>(AddressLength(remote))};
+  tls_ = std::make_unique<TlsSession>(ssl_, &conn_ref_);
+  timer_ = new uv_timer_t;
+  uv_timer_init(engine->loop(), timer_);
+  timer_->data = this;
+}
+
+void Connection::FillCallbacks(ngtcp2_callbacks* callbacks, bool server) {
+  memset(callbacks, 0, sizeof(*callbacks));
+  if (server) {
+    callbacks->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+  } else {
+    callbacks->client_initial = ngtcp2_crypto_client_initial_cb;
+    callbacks->recv_retry = ngtcp2_crypto_recv_retry_cb;
+  }
+  callbacks->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+  callbacks->encrypt = ngtcp2_crypto_encrypt_cb;
+  callbacks->decrypt = ngtcp2_crypto_decrypt_cb;
+  callbacks->hp_mask = ngtcp2_crypto_hp_mask_cb;
+  callbacks->update_key = ngtcp2_crypto_update_key_cb;
+  callbacks->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+  callbacks->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+  callbacks->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+  callbacks->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+  callbacks->rand = Rand;
+  callbacks->get_new_connection_id = GetNewConnectionId;
+  callbacks->remove_connection_id = RemoveConnectionId;
+  callbacks->handshake_completed = HandshakeCompleted;
+  callbacks->stream_open = StreamOpened;
+  callbacks->recv_stream_data = ReceiveStreamData;
+  callbacks->acked_stream_data_offset = AckedStreamData;
+  callbacks->stream_close = StreamClosed;
+  callbacks->stream_reset = StreamReset;
+  callbacks->stream_stop_sending = StreamStopSending;
+  callbacks->extend_max_local_streams_bidi = ExtendMaxLocalStreams;
+  callbacks->extend_max_local_streams_uni = ExtendMaxLocalStreams;
+  callbacks->extend_max_stream_data = ExtendMaxStreamData;
+}
+
+void Connection::FillSettings(ngtcp2_settings* settings, const TransportOptions& transport) {
+  ngtcp2_settings_default(settings);
+  settings->initial_ts = Now();
+  settings->handshake_timeout = transport.handshake_timeout_ms * NGTCP2_MILLISECONDS;
+  // Let ngtcp2 grow flow-control windows for fast readers, up to these caps.
+  settings->max_stream_window = 6 * 1024 * 1024;
+  settings->max_window = 16 * 1024 * 1024;
+}
+
+void Connection::FillTransportParams(ngtcp2_transport_params* params, const TransportOptions& transport) {
+  ngtcp2_transport_params_default(params);
+  params->initial_max_stream_data_bidi_local = transport.stream_window;
+  params->initial_max_stream_data_bidi_remote = transport.stream_window;
+  params->initial_max_stream_data_uni = transport.stream_window;
+  params->initial_max_data = transport.connection_window;
+  params->initial_max_streams_bidi = transport.max_streams_bidi;
+  params->initial_max_streams_uni = transport.max_streams_uni;
+  params->max_idle_timeout = transport.idle_timeout_ms * NGTCP2_MILLISECONDS;
+}
+
+std::string Connection::InitClient(Engine* engine, std::shared_ptr<SslContext> ssl, const sockaddr* local,
+                                   const sockaddr* remote, const TransportOptions& transport,
+                                   const ClientOptions& client) {
+  InitCommon(engine, std::move(ssl), local, remote);
+  ngtcp2_cid dcid, scid;
+  RandomCid(&dcid, kCidLength);
+  RandomCid(&scid, kCidLength);
+  ngtcp2_callbacks callbacks;
+  FillCallbacks(&callbacks, false);
+  ngtcp2_settings settings;
+  FillSettings(&settings, transport);
+  ngtcp2_transport_params params;
+  FillTransportParams(&params, transport);
+  int rv = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &path_, NGTCP2_PROTO_VER_V1, &callbacks,
+                                  &settings, &params, nullptr, this);
+  if (rv != 0) return ngtcp2_strerror(rv);
+  engine_->AddConnectionId(scid, this);
+  cids_.push_back(scid);
+
+  std::string error = tls_->InitClient(client.servername, client.alpn, client.session_data);
+  if (!error.empty()) return error;
+  ngtcp2_conn_set_tls_native_handle(conn_, tls_->session());
+  if (!client.session_data.empty() && !client.transport_params.empty() && client.early_data) {
+    // The remembered server limits let streams open (and carry 0-RTT) before the handshake.
+    rv = ngtcp2_conn_decode_and_set_0rtt_transport_params(
+        conn_, reinterpret_cast<const uint8_t*>(client.transport_params.data()), client.transport_params.size());
+    early_attempted_ = rv == 0;
+  }
+  tls_->set_ticket_handler([this](std::string data) { OnTicket(std::move(data)); });
+  if (client.want_keylog) {
+    tls_->set_keylog_handler([this](std::string line) { Queue({EventType::kKeylog, -1, 0, false, std::move(line)}); });
+  }
+  // The first flight waits for the next loop turn so streams opened in this tick can ride it.
+  MarkDirty();
+  return "";
+}
+
+std::string Connection::InitServer(Engine* engine, std::shared_ptr<SslContext> ssl, const std::string& ticket_key,
+                                   const sockaddr* local, const sockaddr* remote, const ngtcp2_pkt_hd& initial,
+                                   const TransportOptions& transport) {
+  InitCommon(engine, std::move(ssl), local, remote);
+  server_ = true;
+  ngtcp2_cid scid;
+  RandomCid(&scid, kCidLength);
+  ngtcp2_callbacks callbacks;
+  FillCallbacks(&callbacks, true);
+  ngtcp2_settings settings;
+  FillSettings(&settings, transport);
+  ngtcp2_transport_params params;
+  FillTransportParams(&params, transport);
+  params.original_dcid = initial.dcid;
+  params.original_dcid_present = 1;
+  params.stateless_reset_token_present = 1;
+  ngtcp2_crypto_generate_stateless_reset_token(params.stateless_reset_token, engine->reset_secret(), 32, &scid);
+  int rv = ngtcp2_conn_server_new(&conn_, &initial.scid, &scid, &path_, initial.version, &callbacks,
+                                  &settings, &params, nullptr, this);
+  if (rv != 0) return ngtcp2_strerror(rv);
+  // Retransmitted Initials still carry the client's chosen DCID: route them here too.
+  engine_->AddConnectionId(initial.dcid, this);
+  cids_.push_back(initial.dcid);
+  engine_->AddConnectionId(scid, this);
+  cids_.push_back(scid);
+  std::string error = tls_->InitServer(ticket_key);
+  if (!error.empty()) return error;
+  ngtcp2_conn_set_tls_native_handle(conn_, tls_->session());
+  Queue({EventType::kConnection});
+  return "";
+}
+
+// ---- ngtcp2 callbacks ----------------------------------------------------------------------
+
+ngtcp2_conn* Connection::GetConn(ngtcp2_crypto_conn_ref* ref) {
+  return static_cast<Connection*>(ref->user_data)->conn_;
+}
+
+void Connection::Rand(uint8_t* dest, size_t destlen, const ngtcp2_rand_ctx*) {
+  gnutls_rnd(GNUTLS_RND_RANDOM, dest, destlen);
+}
+
+int Connection::GetNewConnectionId(ngtcp2_conn*, ngtcp2_cid* cid, uint8_t* token, size_t cidlen, void* user) {
+  auto* self = static_cast<Connection*>(user);
+  RandomCid(cid, cidlen);
+  if (ngtcp2_crypto_generate_stateless_reset_token(token, self->engine_->reset_secret(), 32, cid) != 0) {
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  }
+  self->engine_->AddConnectionId(*cid, self);
+  self->cids_.push_back(*cid);
+  return 0;
+}
+
+int Connection::RemoveConnectionId(ngtcp2_conn*, const ngtcp2_cid* cid, void* user) {
+  auto* self = static_cast<Connection*>(user);
+  self->engine_->RemoveConnectionId(*cid);
+  return 0;
+}
+
+int Connection::HandshakeCompleted(ngtcp2_conn*, void* user) {
+  static_cast<Connection*>(user)->OnHandshakeCompleted();
+  return 0;
+}
+
+void Connection::OnHandshakeCompleted() {
+  state_ = State::kEstablished;
+  if (server_) {
+    tls_->SendTickets();
+  } else if (early_attempted_ && !tls_->early_data_accepted()) {
+    // GnuTLS tells the client about 0-RTT only now; replay what the early streams carried.
+    ReplayRejectedEarlyData();
+  }
+  bool early_accepted = server_ ? tls_->early_data_accepted() : (early_attempted_ && !early_rejected_);
+  Event event{EventType::kHandshake};
+  event.data = tls_->alpn();
+  event.extra = tls_->servername();
+  event.flag = tls_->resumed();
+  event.code = early_accepted ? 1 : (early_rejected_ ? 2 : 0);
+  Queue(std::move(event));
+}
+
+void Connection::ReplayRejectedEarlyData() {
+  early_rejected_ = true;
+  // ngtcp2 forgets every stream it had; keep ours (their bytes were never acknowledged).
+  std::map<int64_t, std::unique_ptr<Stream>> early_streams;
+  early_streams.swap(streams_);
+  sendable_.clear();
+  ngtcp2_conn_tls_early_data_rejected(conn_);
+  for (auto& [id, stream] : early_streams) {
+    int64_t reopened = -1;
+    bool bidi = (id & 0x2) == 0;
+    int rv = bidi ? ngtcp2_conn_open_bidi_stream(conn_, &reopened, nullptr)
+                  : ngtcp2_conn_open_uni_stream(conn_, &reopened, nullptr);
+    if (rv != 0 || reopened != id) {
+      // The server now allows fewer streams than the ticket promised: this one cannot be replayed.
+      Queue({EventType::kStreamReset, id, NGTCP2_STREAM_LIMIT_ERROR});
+      Queue({EventType::kStreamClose, id, NGTCP2_STREAM_LIMIT_ERROR});
+      continue;
+    }
+    stream->send.Rewind();
+    stream->fin_sent = false;
+    stream->blocked = false;
+    stream->queued = false;
+    Stream* raw = stream.get();
+    streams_.emplace(id, std::move(stream));
+    MarkSendable(raw);
+  }
+  Queue({EventType::kEarlyDataRejected});
+}
+
+void Connection::OnTicket(std::string session_data) {
+  if (!want_tickets_) return;
+  uint8_t params[256];
+  ngtcp2_ssize length = ngtcp2_conn_encode_0rtt_transport_params(conn_, params, sizeof(params));
+  Event event{EventType::kTicket};
+  event.data = std::move(session_data);
+  if (length > 0) event.extra.assign(reinterpret_cast<char*>(params), length);
+  Queue(std::move(event));
+}
+
+int Connection::StreamOpened(ngtcp2_conn*, int64_t stream_id, void* user) {
+  auto* self = static_cast<Connection*>(user);
+  auto stream = std::make_unique<Stream>();
+  stream->id = stream_id;
+  self->streams_.emplace(stream_id, std::move(stream));
+  return 0;
+}
+
+void Connection::QueueStreamOpen(Stream* stream, bool early) {
+  if (stream->local || stream->announced) return;
+  stream->announced = true;
+  stream->early = early;
+  Queue({EventType::kStreamOpen, stream->id, 0, early});
+}
+
+int Connection::ReceiveStreamData(ngtcp2_conn*, uint32_t flags, int64_t stream_id, uint64_t,
+                                  const uint8_t* data, size_t datalen, void* user, void*) {
+  auto* self = static_cast<Connection*>(user);
+  Stream* stream = self->FindStream(stream_id);
+  if (!stream) return 0;
+  self->QueueStreamOpen(stream, (flags & NGTCP2_STREAM_DATA_FLAG_0RTT) != 0);
+  bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
+  stream->received += datalen;
+  // Coalesce consecutive data for one stream into one JS call per loop turn.
+  if (!self->events_.empty()) {
+    Event& last = self->events_.back();
+    if (last.type == EventType::kStreamData && last.stream_id == stream_id && !last.flag) {
+      last.data.append(reinterpret_cast<const char*>(data), datalen);
+      last.flag = fin;
+      return 0;
+    }
+  }
+  Event event{EventType::kStreamData, stream_id, 0, fin};
+  event.data.assign(reinterpret_cast<const char*>(data), datalen);
+  self->Queue(std::move(event));
+  return 0;
+}
+
+int Connection::AckedStreamData(ngtcp2_conn*, int64_t stream_id, uint64_t offset, uint64_t datalen,
+                                void* user, void*) {
+  auto* self = static_cast<Connection*>(user);
+  Stream* stream = self->FindStream(stream_id);
+  if (!stream) return 0;
+  stream->send.Acknowledge(offset, datalen);
+  if (stream->drain_wanted && stream->send.buffered_bytes() < kDrainThreshold) {
+    stream->drain_wanted = false;
+    self->Queue({EventType::kStreamDrain, stream_id});
+  }
+  return 0;
+}
+
+int Connection::StreamClosed(ngtcp2_conn* conn, uint32_t flags, int64_t stream_id, uint64_t app_error_code,
+                             void* user, void*) {
+  auto* self = static_cast<Connection*>(user);
+  auto it = self->streams_.find(stream_id);
+  if (it == self->streams_.end()) return 0;
+  self->QueueStreamOpen(it->second.get(), false);
+  uint64_t code = (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) ? app_error_code : 0;
+  self->Queue({EventType::kStreamClose, stream_id, code});
+  bool remote = ngtcp2_conn_is_local_stream(conn, stream_id) == 0;
+  self->streams_.erase(it);
+  // A closed peer stream frees a slot: let the peer open another.
+  if (remote) {
+    if (stream_id & 0x2) {
+      ngtcp2_conn_extend_max_streams_uni(conn, 1);
+    } else {
+      ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+    }
+  }
+  return 0;
+}
+
+int Connection::StreamReset(ngtcp2_conn*, int64_t stream_id, uint64_t, uint64_t app_error_code, void* user,
+                            void*) {
+  auto* self = static_cast<Connection*>(user);
+  Stream* stream = self->FindStream(stream_id);
+  if (stream) self->QueueStreamOpen(stream, false);
+  self->Queue({EventType::kStreamReset, stream_id, app_error_code});
+  return 0;
+}
+
+int Connection::StreamStopSending(ngtcp2_conn*, int64_t stream_id, uint64_t app_error_code, void* user,
+                                  void*) {
+  auto* self = static_cast<Connection*>(user);
+  Stream* stream = self->FindStream(stream_id);
+  if (stream) self->QueueStreamOpen(stream, false);
+  // ngtcp2 answers STOP_SENDING with RESET_STREAM itself; JS learns the write side is gone.
+  self->Queue({EventType::kStreamReset, stream_id, app_error_code, true});
+  return 0;
+}
+
+int Connection::ExtendMaxLocalStreams(ngtcp2_conn*, uint64_t, void* user) {
+  auto* self = static_cast<Connection*>(user);
+  if (!self->streams_available_queued_) {
+    self->streams_available_queued_ = true;
+    self->Queue({EventType::kStreamsAvailable});
+  }
+  return 0;
+}
+
+int Connection::ExtendMaxStreamData(ngtcp2_conn*, int64_t stream_id, uint64_t, void* user, void*) {
+  auto* self = static_cast<Connection*>(user);
+  Stream* stream = self->FindStream(stream_id);
+  if (stream && stream->blocked) {
+    stream->blocked = false;
+    self->MarkSendable(stream);
+  }
+  return 0;
+}
+
+// ---- packets, timers ---------------------------------------------------------------------
+
+void Connection::Receive(const uint8_t* data, size_t length, const sockaddr* local, const sockaddr* remote) {
+  if (state_ == State::kFinished || state_ == State::kTerminated) return;
+  ngtcp2_path path{{const_cast<sockaddr*>(local), static_cast<ngtcp2_socklen>(AddressLength(local))},
+                   {const_cast<sockaddr*>(remote), static_cast<ngtcp2_socklen>(AddressLength(remote))},
+                   nullptr};
+  ngtcp2_pkt_info info{};
+  int rv = ngtcp2_conn_read_pkt(conn_, &path, &info, data, length, Now());
+  if (rv != 0) {
+    HandleLibraryError(rv);
+    return;
+  }
+  MarkDirty();
+}
+
+void Connection::MarkDirty() {
+  if (engine_ && state_ != State::kFinished && state_ != State::kTerminated) engine_->MarkDirty(this);
+}
+
+void Connection::MarkSendable(Stream* stream) {
+  if (stream->queued || stream->blocked) return;
+  if (stream->send.unsent_bytes() == 0 && !(stream->fin_requested && !stream->fin_sent)) return;
+  stream->queued = true;
+  sendable_.push_back(stream->id);
+  MarkDirty();
+}
+
+Connection::Stream* Connection::FindStream(int64_t id) {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+Connection::Stream* Connection::NextSendable() {
+  while (!sendable_.empty()) {
+    Stream* stream = FindStream(sendable_.front());
+    if (stream && !stream->blocked &&
+        (stream->send.unsent_bytes() > 0 || (stream->fin_requested && !stream->fin_sent))) {
+      return stream;
+    }
+    if (stream) stream->queued = false;
+    sendable_.pop_front();
+  }
+  return nullptr;
+}
+
+bool Connection::HasUnackedData() const {
+  for (const auto& [id, stream] : streams_) {
+    if (stream->send.buffered_bytes() > 0 || (stream->fin_requested && !stream->fin_sent)) return true;
+  }
+  return false;
+}
+
+void Connection::Flush() {
+  if (state_ == State::kFinished || state_ == State::kTerminated || !conn_) return;
+  if (close_requested_ && state_ == State::kEstablished && !HasUnackedData()) {
+    SendConnectionClose(close_error_);
+    CloseInfo info;
+    info.quic_code = close_error_.error_code;
+    info.reason = close_reason_;
+    Finish(std::move(info));
+    return;
+  }
+  uint8_t packet[kMaxPacketSize];
+  size_t max_size = std::min<size_t>(ngtcp2_conn_get_max_tx_udp_payload_size(conn_), sizeof(packet));
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  uint64_t ts = Now();
+  for (size_t sent = 0; sent < kMaxPacketsPerFlush;) {
+    Stream* stream = NextSendable();
+    ngtcp2_vec vecs[16];
+    size_t count = 0;
+    uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+    int64_t stream_id = -1;
+    if (stream) {
+      stream_id = stream->id;
+      count = stream->send.Unsent(vecs, 16);
+      uint64_t offered = 0;
+      for (size_t i = 0; i < count; i++) offered += vecs[i].len;
+      // FIN may ride along only when every remaining byte is offered in this call.
+      if (stream->fin_requested && offered == stream->send.unsent_bytes()) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+    }
+    ngtcp2_ssize written_data = -1;
+    ngtcp2_pkt_info info{};
+    ngtcp2_ssize n = ngtcp2_conn_writev_stream(conn_, &ps.path, &info, packet, max_size, &written_data,
+                                               flags, stream_id, vecs, count, ts);
+    if (n < 0) {
+      switch (n) {
+        case NGTCP2_ERR_STREAM_DATA_BLOCKED:
+          stream->blocked = true;
+          stream->queued = false;
+          sendable_.pop_front();
+          continue;
+        case NGTCP2_ERR_STREAM_SHUT_WR:
+        case NGTCP2_ERR_STREAM_NOT_FOUND:
+          stream->queued = false;
+          sendable_.pop_front();
+          continue;
+        case NGTCP2_ERR_WRITE_MORE:
+          stream->send.MarkSent(written_data);
+          if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && stream->send.unsent_bytes() == 0) stream->fin_sent = true;
+          // Rotate so many streams share the packets fairly.
+          sendable_.pop_front();
+          stream->queued = false;
+          MarkSendable(stream);
+          continue;
+        default:
+          HandleLibraryError(static_cast<int>(n));
+          return;
+      }
+    }
+    if (written_data >= 0 && stream) {
+      stream->send.MarkSent(written_data);
+      if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && stream->send.unsent_bytes() == 0) stream->fin_sent = true;
+    }
+    if (n == 0) break;
+    engine_->Send(packet, n, ps.path.remote.addr);
+    sent++;
+    if (sent == kMaxPacketsPerFlush) MarkDirty();  // more may be waiting: continue next turn
+  }
+  ngtcp2_conn_update_pkt_tx_time(conn_, ts);
+  ScheduleTimer();
+}
+
+void Connection::ScheduleTimer() {
+  if (!timer_ || !conn_) return;
+  uint64_t expiry = ngtcp2_conn_get_expiry(conn_);
+  uint64_t now = Now();
+  uint64_t delay_ms = expiry <= now ? 0 : (expiry - now + NGTCP2_MILLISECONDS - 1) / NGTCP2_MILLISECONDS;
+  uv_timer_start(timer_, OnTimer, delay_ms, 0);
+}
+
+void Connection::OnTimer(uv_timer_t* timer) {
+  auto* self = static_cast<Connection*>(timer->data);
+  if (self->state_ == State::kFinished || self->state_ == State::kTerminated) return;
+  int rv = ngtcp2_conn_handle_expiry(self->conn_, Now());
+  if (rv != 0) {
+    self->HandleLibraryError(rv);
+    return;
+  }
+  self->MarkDirty();
+}
+
+// ---- closing -------------------------------------------------------------------------------
+
+void Connection::SendConnectionClose(const ngtcp2_ccerr& error) {
+  if (!conn_ || ngtcp2_conn_in_closing_period(conn_) || ngtcp2_conn_in_draining_period(conn_)) return;
+  uint8_t packet[kMaxPacketSize];
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  ngtcp2_pkt_info info{};
+  ngtcp2_ssize n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &info, packet, sizeof(packet), &error, Now());
+  if (n > 0 && engine_) engine_->Send(packet, n, ps.path.remote.addr);
+}
+
+void Connection::HandleLibraryError(int error) {
+  CloseInfo info;
+  info.application = false;
+  switch (error) {
+    case NGTCP2_ERR_DRAINING: {
+      // The peer closed the connection.
+      const ngtcp2_ccerr* peer = ngtcp2_conn_get_ccerr(conn_);
+      info.remote = true;
+      info.quic_code = peer->error_code;
+      info.application = peer->type == NGTCP2_CCERR_TYPE_APPLICATION;
+      info.reason.assign(reinterpret_cast<const char*>(peer->reason), peer->reasonlen);
+      if (!info.application && peer->error_code != NGTCP2_NO_ERROR) {
+        info.error_code = peer->type == NGTCP2_CCERR_TYPE_TRANSPORT && (peer->error_code & 0xff00) == NGTCP2_CRYPTO_ERROR
+                              ? "ERR_QUIC_TLS_ALERT"
+                              : "ERR_QUIC_TRANSPORT_ERROR";
+        info.error_message = "peer closed the connection with QUIC error " + std::to_string(peer->error_code) +
+                             (info.reason.empty() ? "" : ": " + info.reason);
+      }
+      break;
+    }
+    case NGTCP2_ERR_IDLE_CLOSE:
+      if (state_ == State::kHandshaking) {
+        info.error_code = "ERR_QUIC_HANDSHAKE_TIMEOUT";
+        info.error_message = "the handshake did not complete before the idle timeout";
+      }
+      break;
+    case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
+      info.error_code = "ERR_QUIC_HANDSHAKE_TIMEOUT";
+      info.error_message = "the handshake did not complete in time";
+      break;
+    case NGTCP2_ERR_DROP_CONN:
+      info.error_code = "ERR_QUIC_CONNECTION_DROPPED";
+      info.error_message = "connection dropped";
+      break;
+    case NGTCP2_ERR_CRYPTO: {
+      ngtcp2_ccerr ccerr;
+      ngtcp2_ccerr_default(&ccerr);
+      uint8_t alert = ngtcp2_conn_get_tls_alert(conn_);
+      ngtcp2_ccerr_set_tls_alert(&ccerr, alert, nullptr, 0);
+      SendConnectionClose(ccerr);
+      info.quic_code = ccerr.error_code;
+      if (!tls_->VerificationFailure(&info.error_code, &info.error_message)) {
+        info.error_code = alert == 120 ? "ERR_QUIC_ALPN_MISMATCH" : "ERR_QUIC_TLS_HANDSHAKE";
+        info.error_message = "TLS handshake failed (alert " + std::to_string(alert) + ")";
+      }
+      break;
+    }
+    default: {
+      ngtcp2_ccerr ccerr;
+      ngtcp2_ccerr_default(&ccerr);
+      ngtcp2_ccerr_set_liberr(&ccerr, error, nullptr, 0);
+      SendConnectionClose(ccerr);
+      info.quic_code = ccerr.error_code;
+      info.error_code = "ERR_QUIC_PROTOCOL";
+      info.error_message = std::string("QUIC protocol error: ") + ngtcp2_strerror(error);
+      break;
+    }
+  }
+  Finish(std::move(info));
+}
+
+void Connection::Finish(CloseInfo info) {
+  if (state_ == State::kFinished || state_ == State::kTerminated) return;
+  state_ = State::kFinished;
+  if (timer_) uv_timer_stop(timer_);
+  close_info_ = std::move(info);
+  Queue({EventType::kClose});
+}
+
+void Connection::CloseForEngineShutdown() {
+  if (state_ == State::kFinished || state_ == State::kTerminated) return;
+  ngtcp2_ccerr ccerr;
+  ngtcp2_ccerr_default(&ccerr);
+  SendConnectionClose(ccerr);
+  Finish(CloseInfo{});
+}
+
+void Connection::Terminate() {
+  if (state_ == State::kTerminated) return;
+  state_ = State::kTerminated;
+  if (engine_) {
+    for (const auto& cid : cids_) engine_->RemoveConnectionId(cid);
+    engine_->Forget(this);
+    engine_ = nullptr;
+  }
+  if (timer_) {
+    uv_timer_stop(timer_);
+    uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* handle) { delete reinterpret_cast<uv_timer_t*>(handle); });
+    timer_ = nullptr;
+  }
+  streams_.clear();
+  sendable_.clear();
+  tls_.reset();
+  if (conn_) {
+    ngtcp2_conn_del(conn_);
+    conn_ = nullptr;
+  }
+  owner_.Reset();
+}
+
+// ---- events to JS --------------------------------------------------------------------------
+
+void Connection::Queue(Event event) {
+  events_.push_back(std::move(event));
+  if (engine_) engine_->MarkHasEvents(this);
+}
+
+void Connection::DeliverEvents(Napi::Env env) {
+  AddonData* addon = GetAddonData(env);
+  // Keep this object alive even if JS drops every reference while we call it.
+  Napi::Object self = Value();
+  while (!events_.empty() && state_ != State::kTerminated) {
+    Event event = std::move(events_.front());
+    events_.pop_front();
+    if (event.type == EventType::kConnection) {
+      Napi::Value owner = addon->on_connection.MakeCallback(env.Global(), {engine_->owner(), self},
+                                                            engine_->async_context());
+      if (owner.IsObject()) SetOwner(owner.As<Napi::Object>());
+      continue;
+    }
+    if (owner_.IsEmpty()) continue;
+    std::vector<napi_value> args{owner_.Value()};
+    switch (event.type) {
+      case EventType::kHandshake: {
+        Napi::Object info = Napi::Object::New(env);
+        info.Set("alpn", event.data);
+        info.Set("servername", event.extra);
+        info.Set("resumed", event.flag);
+        info.Set("earlyData", event.code == 1 ? "accepted" : event.code == 2 ? "rejected" : "none");
+        args.push_back(Napi::String::New(env, "handshake"));
+        args.push_back(info);
+        break;
+      }
+      case EventType::kStreamOpen:
+        args.push_back(Napi::String::New(env, "streamOpen"));
+        args.push_back(BigIntOf(env, event.stream_id));
+        args.push_back(Napi::Boolean::New(env, event.flag));
+        break;
+      case EventType::kStreamData:
+        args.push_back(Napi::String::New(env, "streamData"));
+        args.push_back(BigIntOf(env, event.stream_id));
+        args.push_back(Napi::Buffer<char>::Copy(env, event.data.data(), event.data.size()));
+        args.push_back(Napi::Boolean::New(env, event.flag));
+        break;
+      case EventType::kStreamReset:
+        args.push_back(Napi::String::New(env, "streamReset"));
+        args.push_back(BigIntOf(env, event.stream_id));
+        args.push_back(Napi::Number::New(env, static_cast<double>(event.code)));
+        args.push_back(Napi::Boolean::New(env, event.flag));
+        break;
+      case EventType::kStreamClose:
+        args.push_back(Napi::String::New(env, "streamClose"));
+        args.push_back(BigIntOf(env, event.stream_id));
+        args.push_back(Napi::Number::New(env, static_cast<double>(event.code)));
+        break;
+      case EventType::kStreamDrain:
+        args.push_back(Napi::String::New(env, "streamDrain"));
+        args.push_back(BigIntOf(env, event.stream_id));
+        break;
+      case EventType::kStreamsAvailable:
+        streams_available_queued_ = false;
+        args.push_back(Napi::String::New(env, "streamsAvailable"));
+        break;
+      case EventType::kTicket:
+        args.push_back(Napi::String::New(env, "ticket"));
+        args.push_back(Napi::Buffer<char>::Copy(env, event.data.data(), event.data.size()));
+        args.push_back(Napi::Buffer<char>::Copy(env, event.extra.data(), event.extra.size()));
+        break;
+      case EventType::kEarlyDataRejected:
+        args.push_back(Napi::String::New(env, "earlyDataRejected"));
+        break;
+      case EventType::kKeylog:
+        args.push_back(Napi::String::New(env, "keylog"));
+        args.push_back(Napi::Buffer<char>::Copy(env, event.data.data(), event.data.size()));
+        break;
+      case EventType::kClose: {
+        Napi::Object info = Napi::Object::New(env);
+        if (!close_info_.error_code.empty()) {
+          info.Set("error", MakeCodedError(env, close_info_.error_code.c_str(), close_info_.error_message).Value());
+        }
+        info.Set("code", Napi::Number::New(env, static_cast<double>(close_info_.quic_code)));
+        info.Set("reason", close_info_.reason);
+        info.Set("type", close_info_.application ? "application" : "transport");
+        info.Set("remote", close_info_.remote);
+        args.push_back(Napi::String::New(env, "close"));
+        args.push_back(info);
+        break;
+      }
+      case EventType::kConnection:
+        break;
+    }
+    try {
+      Napi::Value result = addon->on_event.MakeCallback(env.Global(), args, engine_->async_context());
+      // Stream data the JS side took without backpressure is credited back to the peer at once.
+      if (event.type == EventType::kStreamData && result.IsBoolean() && result.As<Napi::Boolean>() && conn_ &&
+          state_ != State::kFinished) {
+        ngtcp2_conn_extend_max_stream_offset(conn_, event.stream_id, event.data.size());
+        ngtcp2_conn_extend_max_offset(conn_, event.data.size());
+        MarkDirty();
+      }
+    } catch (const Napi::Error& error) {
+      if (engine_) engine_->ReportCallbackException(error);
+    }
+  }
+}
+
+// ---- JS methods ----------------------------------------------------------------------------
+
+void Connection::ThrowIfFinished(Napi::Env env) const {
+  if (state_ == State::kFinished || state_ == State::kTerminated) {
+    ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_CONNECTION_CLOSED", "the connection is closed");
+  }
+}
+
+Napi::Value Connection::OpenStream(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ThrowIfFinished(env);
+  bool bidi = info[0].ToBoolean();
+  int64_t id = -1;
+  int rv = bidi ? ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr) : ngtcp2_conn_open_uni_stream(conn_, &id, nullptr);
+  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return env.Null();  // JS waits for 'streamsAvailable'
+  if (rv != 0) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_STREAM_OPEN", ngtcp2_strerror(rv));
+  auto stream = std::make_unique<Stream>();
+  stream->id = id;
+  stream->local = true;
+  stream->announced = true;
+  stream->early = state_ == State::kHandshaking;
+  streams_.emplace(id, std::move(stream));
+  return BigIntOf(env, id);
+}
+
+Napi::Value Connection::Write(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ThrowIfFinished(env);
+  Stream* stream = FindStream(StreamIdArg(info, 0));
+  if (!stream) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_STREAM_CLOSED", "the stream is closed");
+  if (info[1].IsTypedArray()) {
+    Napi::Uint8Array bytes = info[1].As<Napi::Uint8Array>();
+    stream->send.Append(bytes.Data(), bytes.ByteLength());
+  }
+  if (info[2].ToBoolean()) stream->fin_requested = true;
+  MarkSendable(stream);
+  uint64_t buffered = stream->send.buffered_bytes();
+  stream->drain_wanted = buffered >= kDrainThreshold;
+  return Napi::Number::New(env, static_cast<double>(buffered >= kDrainThreshold ? buffered : 0));
+}
+
+void Connection::ShutdownStream(const Napi::CallbackInfo& info) {
+  if (state_ == State::kFinished || state_ == State::kTerminated) return;
+  int64_t id = StreamIdArg(info, 0);
+  uint64_t code = static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value());
+  if (!FindStream(id)) return;
+  ngtcp2_conn_shutdown_stream(conn_, 0, id, code);
+  MarkDirty();
+}
+
+void Connection::Consume(const Napi::CallbackInfo& info) {
+  if (state_ == State::kFinished || state_ == State::kTerminated) return;
+  int64_t id = StreamIdArg(info, 0);
+  uint64_t bytes = static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value());
+  ngtcp2_conn_extend_max_stream_offset(conn_, id, bytes);
+  ngtcp2_conn_extend_max_offset(conn_, bytes);
+  MarkDirty();
+}
+
+void Connection::Close(const Napi::CallbackInfo& info) {
+  if (state_ == State::kFinished || state_ == State::kTerminated || close_requested_) return;
+  uint64_t code = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+  close_reason_ = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  ngtcp2_ccerr_default(&close_error_);
+  ngtcp2_ccerr_set_application_error(&close_error_, code, reinterpret_cast<const uint8_t*>(close_reason_.data()),
+                                     close_reason_.size());
+  close_requested_ = true;
+  if (state_ == State::kHandshaking) {
+    // Nothing can be delivered gracefully before the handshake: close now.
+    SendConnectionClose(close_error_);
+    CloseInfo closed;
+    closed.quic_code = code;
+    closed.reason = close_reason_;
+    Finish(std::move(closed));
+    return;
+  }
+  MarkDirty();
+}
+
+void Connection::Destroy(const Napi::CallbackInfo& info) {
+  if (state_ == State::kFinished || state_ == State::kTerminated) return;
+  uint64_t code = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+  ngtcp2_ccerr ccerr;
+  ngtcp2_ccerr_default(&ccerr);
+  if (code != 0) ngtcp2_ccerr_set_application_error(&ccerr, code, nullptr, 0);
+  SendConnectionClose(ccerr);
+  CloseInfo closed;
+  closed.quic_code = code;
+  Finish(std::move(closed));
+}
+
+void Connection::SetWantTickets(const Napi::CallbackInfo& info) { want_tickets_ = info[0].ToBoolean(); }
+
+void Connection::SetWantKeylog(const Napi::CallbackInfo& info) {
+  if (!tls_) return;
+  if (info[0].ToBoolean()) {
+    tls_->set_keylog_handler([this](std::string line) { Queue({EventType::kKeylog, -1, 0, false, std::move(line)}); });
+  } else {
+    tls_->set_keylog_handler(nullptr);
+  }
+}
+
+Napi::Value Connection::GetInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object result = Napi::Object::New(env);
+  if (!conn_) return result;
+  ngtcp2_conn_info stats;
+  ngtcp2_conn_get_conn_info(conn_, &stats);
+  result.Set("rtt", Napi::Number::New(env, stats.smoothed_rtt / 1e6));
+  result.Set("cwnd", Napi::Number::New(env, static_cast<double>(stats.cwnd)));
+  result.Set("bytesInFlight", Napi::Number::New(env, static_cast<double>(stats.bytes_in_flight)));
+  return result;
+}
+
+}  // namespace quicket

@@ -1,0 +1,198 @@
+// Connection: one QUIC connection (client or server side) owning its ngtcp2_conn, its TLS session,
+// its streams' send buffers and its timer.
+//
+// Ownership: the JS object wrapping a Connection is kept alive by its Engine (a strong reference)
+// from creation until the connection has closed and told JS so; after that only JS references keep
+// it, and GC frees it. The ngtcp2 and GnuTLS state is released at Terminate(), not at GC, and the
+// uv timer is closed there too. JS is never called from inside ngtcp2: callbacks queue events and
+// the Engine delivers them once per loop turn, so JS may close or destroy anything from a callback.
+#pragma once
+
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <sys/socket.h>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "ssl_config.h"
+#include "stream_buffer.h"
+#include "tls_session.h"
+
+namespace quicket {
+
+class Engine;
+
+struct TransportOptions {
+  uint64_t idle_timeout_ms = 30000;
+  uint64_t handshake_timeout_ms = 10000;
+  uint64_t max_streams_bidi = 128;
+  uint64_t max_streams_uni = 128;
+  uint64_t stream_window = 256 * 1024;
+  uint64_t connection_window = 1024 * 1024;
+};
+
+struct ClientOptions {
+  std::string servername;
+  std::vector<std::string> alpn;
+  std::string session_data;       // from a ticket; empty for a full handshake
+  std::string transport_params;   // the server's 0-RTT transport parameters from the same ticket
+  bool early_data = true;
+  bool want_keylog = false;
+};
+
+class Connection : public Napi::ObjectWrap<Connection> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit Connection(const Napi::CallbackInfo& info);
+  ~Connection() override;
+
+  // Both return an empty string on success, else why the connection could not be made.
+  std::string InitClient(Engine* engine, std::shared_ptr<SslContext> ssl, const sockaddr* local,
+                         const sockaddr* remote, const TransportOptions& transport,
+                         const ClientOptions& client);
+  std::string InitServer(Engine* engine, std::shared_ptr<SslContext> ssl, const std::string& ticket_key,
+                         const sockaddr* local, const sockaddr* remote, const ngtcp2_pkt_hd& initial,
+                         const TransportOptions& transport);
+
+  void SetOwner(Napi::Object owner) { owner_ = Napi::Persistent(owner); }
+  // Engine-facing: a datagram for this connection, a flush of pending packets, event delivery.
+  void Receive(const uint8_t* data, size_t length, const sockaddr* local, const sockaddr* remote);
+  void Flush();
+  void DeliverEvents(Napi::Env env);
+  bool has_events() const { return !events_.empty(); }
+  // The engine is going away: send CONNECTION_CLOSE and report a local close.
+  void CloseForEngineShutdown();
+  bool finished() const { return state_ == State::kFinished; }
+  // Releases ngtcp2/GnuTLS state and the timer; called by Engine once 'close' was delivered.
+  void Terminate();
+
+ private:
+  enum class State { kHandshaking, kEstablished, kFinished, kTerminated };
+
+  struct Stream {
+    int64_t id = -1;
+    StreamBuffer send;
+    bool local = false;
+    bool early = false;        // opened (client) or first received (server) as 0-RTT
+    bool announced = false;    // remote stream: JS has been told it exists
+    bool fin_requested = false;
+    bool fin_sent = false;
+    bool blocked = false;      // waiting for the peer's MAX_STREAM_DATA
+    bool queued = false;       // present in sendable_
+    bool drain_wanted = false; // JS holds a write callback until the buffer drains
+    uint64_t received = 0;
+  };
+
+  enum class EventType {
+    kConnection, kHandshake, kStreamOpen, kStreamData, kStreamReset, kStreamClose, kStreamDrain,
+    kStreamsAvailable, kTicket, kEarlyDataRejected, kKeylog, kClose
+  };
+  struct Event {
+    EventType type;
+    int64_t stream_id = -1;
+    uint64_t code = 0;
+    bool flag = false;
+    std::string data;
+    std::string extra;
+  };
+
+  // Why the connection ended, for the 'close' event and for errors.
+  struct CloseInfo {
+    std::string error_code;      // JS error code when the close is an error; empty otherwise
+    std::string error_message;
+    uint64_t quic_code = 0;      // the QUIC error code sent or received
+    std::string reason;
+    bool application = true;     // application vs transport error space
+    bool remote = false;
+  };
+
+  // JS methods.
+  Napi::Value OpenStream(const Napi::CallbackInfo& info);
+  Napi::Value Write(const Napi::CallbackInfo& info);
+  void ShutdownStream(const Napi::CallbackInfo& info);
+  void Consume(const Napi::CallbackInfo& info);
+  void Close(const Napi::CallbackInfo& info);
+  void Destroy(const Napi::CallbackInfo& info);
+  void SetWantTickets(const Napi::CallbackInfo& info);
+  void SetWantKeylog(const Napi::CallbackInfo& info);
+  Napi::Value GetInfo(const Napi::CallbackInfo& info);
+
+  // ngtcp2 callbacks (user_data is the Connection).
+  static ngtcp2_conn* GetConn(ngtcp2_crypto_conn_ref* ref);
+  static void Rand(uint8_t* dest, size_t destlen, const ngtcp2_rand_ctx* ctx);
+  static int GetNewConnectionId(ngtcp2_conn* conn, ngtcp2_cid* cid, uint8_t* token, size_t cidlen, void* self);
+  static int RemoveConnectionId(ngtcp2_conn* conn, const ngtcp2_cid* cid, void* self);
+  static int HandshakeCompleted(ngtcp2_conn* conn, void* self);
+  static int StreamOpened(ngtcp2_conn* conn, int64_t stream_id, void* self);
+  static int ReceiveStreamData(ngtcp2_conn* conn, uint32_t flags, int64_t stream_id, uint64_t offset,
+                               const uint8_t* data, size_t datalen, void* self, void* stream_data);
+  static int AckedStreamData(ngtcp2_conn* conn, int64_t stream_id, uint64_t offset, uint64_t datalen,
+                             void* self, void* stream_data);
+  static int StreamClosed(ngtcp2_conn* conn, uint32_t flags, int64_t stream_id, uint64_t app_error_code,
+                          void* self, void* stream_data);
+  static int StreamReset(ngtcp2_conn* conn, int64_t stream_id, uint64_t final_size,
+                         uint64_t app_error_code, void* self, void* stream_data);
+  static int StreamStopSending(ngtcp2_conn* conn, int64_t stream_id, uint64_t app_error_code,
+                               void* self, void* stream_data);
+  static int ExtendMaxLocalStreams(ngtcp2_conn* conn, uint64_t max_streams, void* self);
+  static int ExtendMaxStreamData(ngtcp2_conn* conn, int64_t stream_id, uint64_t max_data, void* self,
+                                 void* stream_data);
+  static void OnTimer(uv_timer_t* timer);
+
+  void InitCommon(Engine* engine, std::shared_ptr<SslContext> ssl, const sockaddr* local,
+                  const sockaddr* remote);
+  void FillCallbacks(ngtcp2_callbacks* callbacks, bool server);
+  void FillSettings(ngtcp2_settings* settings, const TransportOptions& transport);
+  void FillTransportParams(ngtcp2_transport_params* params, const TransportOptions& transport);
+  void OnHandshakeCompleted();
+  void ReplayRejectedEarlyData();
+  void OnTicket(std::string session_data);
+  void Queue(Event event);
+  void QueueStreamOpen(Stream* stream, bool early);
+  void MarkSendable(Stream* stream);
+  void MarkDirty();
+  Stream* FindStream(int64_t id);
+  Stream* NextSendable();
+  bool HasUnackedData() const;
+  void ScheduleTimer();
+  void HandleLibraryError(int error);
+  void SendConnectionClose(const ngtcp2_ccerr& error);
+  void Finish(CloseInfo info);
+  void ThrowIfFinished(Napi::Env env) const;
+
+  Engine* engine_ = nullptr;
+  State state_ = State::kHandshaking;
+  bool server_ = false;
+  ngtcp2_conn* conn_ = nullptr;
+  ngtcp2_crypto_conn_ref conn_ref_{GetConn, this};
+  std::unique_ptr<TlsSession> tls_;
+  std::shared_ptr<SslContext> ssl_;
+  uv_timer_t* timer_ = nullptr;
+  sockaddr_storage local_{};
+  sockaddr_storage remote_{};
+  ngtcp2_path path_{};
+  std::vector<ngtcp2_cid> cids_;  // every CID routed to us by the engine
+
+  std::map<int64_t, std::unique_ptr<Stream>> streams_;
+  std::deque<int64_t> sendable_;
+  std::deque<Event> events_;
+  bool streams_available_queued_ = false;
+
+  bool early_attempted_ = false;
+  bool early_rejected_ = false;
+  bool want_tickets_ = false;
+  bool close_requested_ = false;
+  ngtcp2_ccerr close_error_{};
+  std::string close_reason_;
+  CloseInfo close_info_;
+
+  Napi::ObjectReference owner_;
+};
+
+}  // namespace quicket

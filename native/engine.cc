@@ -1,0 +1,369 @@
+#include "engine.h"
+
+#include <arpa/inet.h>
+#include <gnutls/crypto.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+
+#include <cstring>
+
+#include "addon.h"
+
+namespace quicket {
+
+namespace {
+constexpr size_t kServerCidLength = 18;
+
+std::string CidKey(const uint8_t* data, size_t length) {
+  return std::string(reinterpret_cast<const char*>(data), length);
+}
+
+uint64_t OptionalNumber(const Napi::Object& options, const char* name, uint64_t fallback) {
+  Napi::Value value = options.Get(name);
+  return value.IsNumber() ? static_cast<uint64_t>(value.As<Napi::Number>().Int64Value()) : fallback;
+}
+
+// Parses an IP literal and port into a sockaddr; returns false for anything else.
+bool ParseAddress(const std::string& host, int port, sockaddr_storage* out) {
+  memset(out, 0, sizeof(*out));
+  auto* v4 = reinterpret_cast<sockaddr_in*>(out);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(out);
+  if (uv_ip4_addr(host.c_str(), port, v4) == 0) return true;
+  return uv_ip6_addr(host.c_str(), port, v6) == 0;
+}
+
+void ThrowUv(Napi::Env env, int error, const std::string& what) {
+  std::string code = std::string("ERR_QUIC_") + uv_err_name(error);
+  ThrowCoded(env, ErrorKind::kError, code.c_str(), what + ": " + uv_strerror(error));
+}
+}  // namespace
+
+Napi::Function Engine::Init(Napi::Env env) {
+  return DefineClass(env, "Engine",
+                     {InstanceMethod<&Engine::Bind>("bind"),
+                      InstanceMethod<&Engine::Listen>("listen"),
+                      InstanceMethod<&Engine::Connect>("connect"),
+                      InstanceMethod<&Engine::Close>("close"),
+                      InstanceMethod<&Engine::GetTicketKeys>("getTicketKeys"),
+                      InstanceMethod<&Engine::SetTicketKeys>("setTicketKeys")});
+}
+
+// new Engine(owner, { ssl?, idleTimeout, handshakeTimeout, maxStreamsBidi, ... }), validated in lib/engine.ts.
+Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) {
+  Napi::Env env = info.Env();
+  owner_ = Napi::Persistent(info[0].As<Napi::Object>());
+  Napi::Object options = info[1].As<Napi::Object>();
+  if (SslConfig* ssl = SslConfig::FromValue(options.Get("ssl"))) {
+    ssl_ = ssl->context();
+    ssl_object_ = Napi::Persistent(options.Get("ssl").As<Napi::Object>());
+  }
+  transport_.idle_timeout_ms = OptionalNumber(options, "idleTimeout", transport_.idle_timeout_ms);
+  transport_.handshake_timeout_ms = OptionalNumber(options, "handshakeTimeout", transport_.handshake_timeout_ms);
+  transport_.max_streams_bidi = OptionalNumber(options, "maxStreamsBidi", transport_.max_streams_bidi);
+  transport_.max_streams_uni = OptionalNumber(options, "maxStreamsUni", transport_.max_streams_uni);
+  transport_.stream_window = OptionalNumber(options, "streamWindow", transport_.stream_window);
+  transport_.connection_window = OptionalNumber(options, "connectionWindow", transport_.connection_window);
+  DeriveTicketKey();
+  gnutls_rnd(GNUTLS_RND_RANDOM, reset_secret_, sizeof(reset_secret_));
+
+  napi_get_uv_event_loop(env, &loop_);
+  async_context_ = std::make_unique<Napi::AsyncContext>(env, "quicket.Engine");
+  check_ = new uv_check_t;
+  uv_check_init(loop_, check_);
+  check_->data = this;
+  uv_check_start(check_, OnCheck);
+  uv_unref(reinterpret_cast<uv_handle_t*>(check_));
+  idle_ = new uv_idle_t;
+  uv_idle_init(loop_, idle_);
+  idle_->data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(idle_));
+  handles_open_ = 2;
+  // An open endpoint must not be collected: released when close() completes.
+  Ref();
+}
+
+Engine::~Engine() {
+  for (auto& [connection, reference] : connections_) connection->Terminate();
+}
+
+// Tickets a server issued are only good while the 0-RTT-relevant transport settings stay the
+// same: the effective key mixes the user's key with those settings, so changing them makes old
+// tickets fall back to a full handshake instead of breaking 0-RTT.
+void Engine::DeriveTicketKey() {
+  if (!ssl_) return;
+  std::string material = ssl_->ticket_keys();
+  const uint64_t settings[] = {transport_.stream_window, transport_.connection_window,
+                               transport_.max_streams_bidi, transport_.max_streams_uni,
+                               transport_.idle_timeout_ms};
+  material.append(reinterpret_cast<const char*>(settings), sizeof(settings));
+  uint8_t digest[64];
+  gnutls_hash_fast(GNUTLS_DIG_SHA512, material.data(), material.size(), digest);
+  ticket_key_.assign(reinterpret_cast<char*>(digest), sizeof(digest));
+}
+
+Napi::Value Engine::GetTicketKeys(const Napi::CallbackInfo& info) {
+  if (!ssl_) return info.Env().Undefined();
+  const std::string& keys = ssl_->ticket_keys();
+  return Napi::Buffer<char>::Copy(info.Env(), keys.data(), keys.size());
+}
+
+void Engine::SetTicketKeys(const Napi::CallbackInfo& info) {
+  if (!ssl_) ThrowCoded(info.Env(), ErrorKind::kError, "ERR_QUIC_NO_SSL_CONFIG", "the engine has no server SslConfig");
+  ssl_->set_ticket_keys(BytesOf(info[0]));
+  DeriveTicketKey();
+}
+
+int Engine::EnsureBound(int family) {
+  if (socket_) return family_ == family ? 0 : UV_EAFNOSUPPORT;
+  sockaddr_storage any{};
+  ParseAddress(family == AF_INET6 ? "::" : "0.0.0.0", 0, &any);
+  socket_ = new UdpSocket(loop_, this);
+  handles_open_++;
+  int rv = socket_->Bind(reinterpret_cast<sockaddr*>(&any), false);
+  if (rv == 0) rv = socket_->Start();
+  if (rv == 0) family_ = family;
+  return rv;
+}
+
+Napi::Object Engine::AddressObject(Napi::Env env) {
+  Napi::Object result = Napi::Object::New(env);
+  const sockaddr* local = socket_->local_address();
+  char host[INET6_ADDRSTRLEN] = "";
+  int port = 0;
+  if (local->sa_family == AF_INET6) {
+    auto* v6 = reinterpret_cast<const sockaddr_in6*>(local);
+    uv_ip6_name(v6, host, sizeof(host));
+    port = ntohs(v6->sin6_port);
+  } else {
+    auto* v4 = reinterpret_cast<const sockaddr_in*>(local);
+    uv_ip4_name(v4, host, sizeof(host));
+    port = ntohs(v4->sin_port);
+  }
+  result.Set("address", host);
+  result.Set("port", port);
+  result.Set("family", local->sa_family == AF_INET6 ? "IPv6" : "IPv4");
+  return result;
+}
+
+// bind(host, port, reusePort) -> { address, port, family }
+Napi::Value Engine::Bind(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closing_) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_ENGINE_CLOSED", "the engine is closed");
+  if (socket_) return AddressObject(env);
+  std::string host = info[0].As<Napi::String>();
+  int port = info[1].As<Napi::Number>().Int32Value();
+  sockaddr_storage address;
+  if (!ParseAddress(host, port, &address)) {
+    ThrowCoded(env, ErrorKind::kError, "ERR_INVALID_ADDRESS", "not an IP address: " + host);
+  }
+  socket_ = new UdpSocket(loop_, this);
+  handles_open_++;
+  int rv = socket_->Bind(reinterpret_cast<sockaddr*>(&address), info[2].ToBoolean());
+  if (rv == 0) rv = socket_->Start();
+  if (rv != 0) {
+    UdpSocket* failed = socket_;
+    socket_ = nullptr;
+    failed->Close([this] { handles_open_--; });
+    ThrowUv(env, rv, "cannot bind " + host + ":" + std::to_string(port));
+  }
+  family_ = address.ss_family;
+  return AddressObject(env);
+}
+
+void Engine::Listen(const Napi::CallbackInfo& info) {
+  if (!ssl_ || !ssl_->has_certificate()) {
+    ThrowCoded(info.Env(), ErrorKind::kError, "ERR_QUIC_NO_CERTIFICATE", "listening needs an SslConfig with cert and key");
+  }
+  listening_ = true;
+}
+
+// connect(owner, { host, port, servername, ssl, alpn[], sessionData?, transportParams?, earlyData, keylog })
+Napi::Value Engine::Connect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closing_) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_ENGINE_CLOSED", "the engine is closed");
+  Napi::Object owner = info[0].As<Napi::Object>();
+  Napi::Object options = info[1].As<Napi::Object>();
+  std::string host = options.Get("host").As<Napi::String>();
+  int port = options.Get("port").As<Napi::Number>().Int32Value();
+  sockaddr_storage remote;
+  if (!ParseAddress(host, port, &remote)) {
+    ThrowCoded(env, ErrorKind::kError, "ERR_INVALID_ADDRESS", "not an IP address: " + host);
+  }
+  int rv = EnsureBound(remote.ss_family);
+  if (rv == UV_EAFNOSUPPORT) {
+    ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_ADDRESS_FAMILY", "this engine's socket is of another address family than " + host);
+  }
+  if (rv != 0) ThrowUv(env, rv, "cannot open a UDP socket");
+  SslConfig* ssl = SslConfig::FromValue(options.Get("ssl"));
+  ClientOptions client;
+  client.servername = options.Get("servername").As<Napi::String>();
+  Napi::Array alpn = options.Get("alpn").As<Napi::Array>();
+  for (uint32_t i = 0; i < alpn.Length(); i++) client.alpn.push_back(alpn.Get(i).As<Napi::String>());
+  if (options.Get("sessionData").IsTypedArray()) client.session_data = BytesOf(options.Get("sessionData"));
+  if (options.Get("transportParams").IsTypedArray()) client.transport_params = BytesOf(options.Get("transportParams"));
+  client.early_data = options.Get("earlyData").ToBoolean();
+  client.want_keylog = options.Get("keylog").ToBoolean();
+
+  Napi::Object object = GetAddonData(env)->connection_constructor.New({});
+  Connection* connection = Connection::Unwrap(object);
+  connection->SetOwner(owner);
+  connections_.emplace(connection, Napi::Persistent(object));
+  std::string error = connection->InitClient(this, ssl->context(), socket_->local_address(),
+                                             reinterpret_cast<sockaddr*>(&remote), transport_, client);
+  if (!error.empty()) {
+    connection->Terminate();
+    ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_CONNECT", "cannot start a connection: " + error);
+  }
+  return object;
+}
+
+void Engine::OnDatagram(const uint8_t* data, size_t length, const sockaddr* remote) {
+  if (closing_) return;
+  ngtcp2_version_cid vc;
+  int rv = ngtcp2_pkt_decode_version_cid(&vc, data, length, kServerCidLength);
+  if (rv != 0) return;  // garbage, or a version we do not speak: drop it
+  auto route = routes_.find(CidKey(vc.dcid, vc.dcidlen));
+  if (route != routes_.end()) {
+    route->second->Receive(data, length, socket_->local_address(), remote);
+    return;
+  }
+  if (listening_) Accept(data, length, remote);
+}
+
+void Engine::Accept(const uint8_t* data, size_t length, const sockaddr* remote) {
+  ngtcp2_pkt_hd header;
+  if (ngtcp2_accept(&header, data, length) != 0) return;  // not an acceptable Initial: drop
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  Napi::Object object = GetAddonData(env)->connection_constructor.New({});
+  Connection* connection = Connection::Unwrap(object);
+  connections_.emplace(connection, Napi::Persistent(object));
+  std::string error = connection->InitServer(this, ssl_, ticket_key_, socket_->local_address(), remote,
+                                             header, transport_);
+  if (!error.empty()) {
+    connection->Terminate();
+    return;
+  }
+  connection->Receive(data, length, socket_->local_address(), remote);
+}
+
+void Engine::AddConnectionId(const ngtcp2_cid& cid, Connection* connection) {
+  routes_[CidKey(cid.data, cid.datalen)] = connection;
+}
+
+void Engine::RemoveConnectionId(const ngtcp2_cid& cid) { routes_.erase(CidKey(cid.data, cid.datalen)); }
+
+void Engine::Forget(Connection* connection) {
+  dirty_.erase(connection);
+  with_events_.erase(connection);
+  for (auto it = routes_.begin(); it != routes_.end();) {
+    it = it->second == connection ? routes_.erase(it) : std::next(it);
+  }
+  connections_.erase(connection);
+}
+
+void Engine::MarkDirty(Connection* connection) {
+  dirty_.insert(connection);
+  KeepLoopSpinning();
+}
+
+void Engine::MarkHasEvents(Connection* connection) {
+  with_events_.insert(connection);
+  KeepLoopSpinning();
+}
+
+// An active idle handle makes the loop poll without blocking, so the check phase comes soon.
+void Engine::KeepLoopSpinning() {
+  if (idle_) uv_idle_start(idle_, [](uv_idle_t*) {});
+}
+
+void Engine::Send(const uint8_t* data, size_t length, const sockaddr* remote) {
+  if (socket_) socket_->Send(data, length, remote);
+}
+
+void Engine::ReportCallbackException(const Napi::Error& error) {
+  pending_exceptions_.push_back(Napi::Reference<Napi::Value>::New(error.Value(), 1));
+}
+
+void Engine::OnCheck(uv_check_t* check) { static_cast<Engine*>(check->data)->RunTurn(); }
+
+// Once per loop turn: tell JS what happened, then send what is pending, then retire finished
+// connections. Repeated a few times because JS may write or close from its callbacks.
+void Engine::RunTurn() {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  Napi::Object keep_alive = Value();  // JS may drop the engine from a callback
+  (void)keep_alive;
+  for (int round = 0; round < 4 && (!with_events_.empty() || !dirty_.empty()); round++) {
+    while (!with_events_.empty()) {
+      std::vector<Connection*> batch(with_events_.begin(), with_events_.end());
+      with_events_.clear();
+      for (Connection* connection : batch) {
+        if (connections_.count(connection)) connection->DeliverEvents(env);
+      }
+    }
+    std::vector<Connection*> batch(dirty_.begin(), dirty_.end());
+    dirty_.clear();
+    for (Connection* connection : batch) {
+      if (connections_.count(connection)) connection->Flush();
+    }
+    std::vector<Connection*> finished;
+    for (auto& [connection, reference] : connections_) {
+      if (connection->finished() && !connection->has_events()) finished.push_back(connection);
+    }
+    for (Connection* connection : finished) connection->Terminate();
+  }
+  if (with_events_.empty() && dirty_.empty() && idle_) uv_idle_stop(idle_);
+  MaybeFinishClose();
+  std::vector<Napi::Reference<Napi::Value>> exceptions;
+  exceptions.swap(pending_exceptions_);
+  for (auto& exception : exceptions) napi_fatal_exception(env, exception.Value());
+}
+
+void Engine::Close(const Napi::CallbackInfo& info) {
+  if (closing_) return;
+  closing_ = true;
+  listening_ = false;
+  close_callback_ = Napi::Persistent(info[0].As<Napi::Function>());
+  std::vector<Connection*> open;
+  for (auto& [connection, reference] : connections_) open.push_back(connection);
+  for (Connection* connection : open) connection->CloseForEngineShutdown();
+  KeepLoopSpinning();
+}
+
+void Engine::MaybeFinishClose() {
+  if (!closing_ || !connections_.empty() || !check_) return;
+  auto closed = [](uv_handle_t* handle) {
+    auto* self = static_cast<Engine*>(handle->data);
+    if (handle->type == UV_CHECK) {
+      delete reinterpret_cast<uv_check_t*>(handle);
+    } else {
+      delete reinterpret_cast<uv_idle_t*>(handle);
+    }
+    self->HandleClosed();
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(check_), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(idle_), closed);
+  check_ = nullptr;
+  idle_ = nullptr;
+  if (socket_) {
+    UdpSocket* socket = socket_;
+    socket_ = nullptr;
+    socket->Close([this] { HandleClosed(); });
+  }
+}
+
+// When the last handle is closed, close() resolves and the engine may be collected.
+void Engine::HandleClosed() {
+  if (--handles_open_ > 0) return;
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  try {
+    close_callback_.MakeCallback(env.Global(), {}, *async_context_);
+  } catch (const Napi::Error& error) {
+    napi_fatal_exception(env, error.Value());
+  }
+  close_callback_.Reset();
+  Unref();
+}
+
+}  // namespace quicket

@@ -1,0 +1,92 @@
+// Engine: one UDP endpoint serving many connections, as a client, a server or both. It routes
+// datagrams to connections by connection ID, accepts new ones while listening, and once per loop
+// turn (a uv_check_t) delivers queued events to JS and flushes every connection that has packets
+// to send.
+//
+// Ownership: the JS Engine object keeps this alive; while the socket is open the Engine also holds
+// a reference to itself so an open endpoint is never collected. Connections are referenced from
+// connections_ until they have finished and JS was told.
+#pragma once
+
+#include <ngtcp2/ngtcp2.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common.h"
+#include "connection.h"
+#include "ssl_config.h"
+#include "udp_socket.h"
+
+namespace quicket {
+
+class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit Engine(const Napi::CallbackInfo& info);
+  ~Engine() override;
+
+  // Connection-facing.
+  void AddConnectionId(const ngtcp2_cid& cid, Connection* connection);
+  void RemoveConnectionId(const ngtcp2_cid& cid);
+  void MarkDirty(Connection* connection);
+  void MarkHasEvents(Connection* connection);
+  // The connection has released its state; forget every route and reference to it.
+  void Forget(Connection* connection);
+  void Send(const uint8_t* data, size_t length, const sockaddr* remote);
+  const uint8_t* reset_secret() const { return reset_secret_; }
+  Napi::AsyncContext& async_context() { return *async_context_; }
+  uv_loop_t* loop() const { return loop_; }
+  Napi::Value owner() const { return owner_.Value(); }
+  void ReportCallbackException(const Napi::Error& error);
+
+  void OnDatagram(const uint8_t* data, size_t length, const sockaddr* remote) override;
+
+ private:
+  // JS methods.
+  Napi::Value Bind(const Napi::CallbackInfo& info);
+  void Listen(const Napi::CallbackInfo& info);
+  Napi::Value Connect(const Napi::CallbackInfo& info);
+  void Close(const Napi::CallbackInfo& info);
+  Napi::Value GetTicketKeys(const Napi::CallbackInfo& info);
+  void SetTicketKeys(const Napi::CallbackInfo& info);
+
+  Napi::Object AddressObject(Napi::Env env);
+  int EnsureBound(int family);
+  void Accept(const uint8_t* data, size_t length, const sockaddr* remote);
+  void DeriveTicketKey();
+  static void OnCheck(uv_check_t* check);
+  void RunTurn();
+  void MaybeFinishClose();
+  void HandleClosed();
+  void KeepLoopSpinning();
+
+  uv_loop_t* loop_ = nullptr;
+  UdpSocket* socket_ = nullptr;
+  uv_check_t* check_ = nullptr;
+  uv_idle_t* idle_ = nullptr;  // keeps the loop from blocking in poll while work is pending
+  int family_ = AF_UNSPEC;
+  bool listening_ = false;
+  bool closing_ = false;
+  int handles_open_ = 0;
+  Napi::FunctionReference close_callback_;
+
+  std::shared_ptr<SslContext> ssl_;
+  Napi::ObjectReference ssl_object_;
+  std::string ticket_key_;  // the SslConfig key bound to this engine's transport settings
+  TransportOptions transport_;
+  uint8_t reset_secret_[32];
+
+  std::unordered_map<std::string, Connection*> routes_;     // CID bytes -> connection
+  std::unordered_map<Connection*, Napi::ObjectReference> connections_;
+  std::unordered_set<Connection*> dirty_;
+  std::unordered_set<Connection*> with_events_;
+  std::unique_ptr<Napi::AsyncContext> async_context_;
+  std::vector<Napi::Reference<Napi::Value>> pending_exceptions_;
+  Napi::ObjectReference owner_;
+};
+
+}  // namespace quicket

@@ -1,0 +1,36 @@
+// StreamBuffer: the bytes written to one QUIC stream, kept until the peer acknowledges them.
+// ngtcp2 does not copy stream data: it points into this buffer until the ACK arrives, and after a
+// 0-RTT rejection the same bytes are sent again from the start.
+#pragma once
+
+#include <ngtcp2/ngtcp2.h>
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+namespace quicket {
+
+class StreamBuffer {
+ public:
+  void Append(const uint8_t* data, size_t length);
+  // Fills up to `max` vectors with bytes not yet handed to ngtcp2; returns how many it filled.
+  size_t Unsent(ngtcp2_vec* vecs, size_t max) const;
+  void MarkSent(uint64_t length) { sent_ += length; }
+  // ngtcp2 reports acknowledgements as a growing contiguous prefix.
+  void Acknowledge(uint64_t offset, uint64_t length);
+  // After 0-RTT rejection nothing was received: resend everything still buffered.
+  void Rewind() { sent_ = acked_; }
+
+  uint64_t unsent_bytes() const { return end_ - sent_; }
+  uint64_t buffered_bytes() const { return end_ - acked_; }
+
+ private:
+  std::deque<std::vector<uint8_t>> chunks_;
+  uint64_t front_offset_ = 0;  // stream offset of chunks_.front()[0]
+  uint64_t acked_ = 0;
+  uint64_t sent_ = 0;
+  uint64_t end_ = 0;
+};
+
+}  // namespace quicket
