@@ -146,7 +146,9 @@ std::string Connection::InitClient(Engine* engine, std::shared_ptr<SslContext> s
         conn_, reinterpret_cast<const uint8_t*>(client.transport_params.data()), client.transport_params.size());
     early_attempted_ = rv == 0;
   }
-  tls_->set_ticket_handler([this](std::string data) { OnTicket(std::move(data)); });
+  tls_->set_ticket_handler([this](std::string data, uint64_t expires, bool early_data) {
+    OnTicket(std::move(data), expires, early_data);
+  });
   if (client.want_keylog) {
     tls_->set_keylog_handler([this](std::string line) { Queue({EventType::kKeylog, -1, 0, false, std::move(line)}); });
   }
@@ -265,12 +267,14 @@ void Connection::ReplayRejectedEarlyData() {
   Queue({EventType::kEarlyDataRejected});
 }
 
-void Connection::OnTicket(std::string session_data) {
+void Connection::OnTicket(std::string session_data, uint64_t expires, bool early_data) {
   if (!want_tickets_) return;
   uint8_t params[256];
   ngtcp2_ssize length = ngtcp2_conn_encode_0rtt_transport_params(conn_, params, sizeof(params));
   Event event{EventType::kTicket};
   event.data = std::move(session_data);
+  event.code = expires;
+  event.flag = early_data;
   if (length > 0) event.extra.assign(reinterpret_cast<char*>(params), length);
   Queue(std::move(event));
 }
@@ -707,6 +711,8 @@ void Connection::DeliverEvents(Napi::Env env) {
         args.push_back(Napi::String::New(env, "ticket"));
         args.push_back(Napi::Buffer<char>::Copy(env, event.data.data(), event.data.size()));
         args.push_back(Napi::Buffer<char>::Copy(env, event.extra.data(), event.extra.size()));
+        args.push_back(Napi::Number::New(env, static_cast<double>(event.code)));
+        args.push_back(Napi::Boolean::New(env, event.flag));
         break;
       case EventType::kEarlyDataRejected:
         args.push_back(Napi::String::New(env, "earlyDataRejected"));

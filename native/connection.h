@@ -152,7 +152,7 @@ class Connection : public Napi::ObjectWrap<Connection> {
   void FillTransportParams(ngtcp2_transport_params* params, const TransportOptions& transport);
   void OnHandshakeCompleted();
   void ReplayRejectedEarlyData();
-  void OnTicket(std::string session_data);
+  void OnTicket(std::string session_data, uint64_t expires, bool early_data);
   void Queue(Event event);
   void QueueStreamOpen(Stream* stream, bool early);
   void MarkSendable(Stream* stream);

@@ -71,8 +71,9 @@ std::string TlsSession::InitClient(const std::string& servername,
     gnutls_server_name_set(session_, GNUTLS_NAME_DNS, servername.data(), servername.size());
   }
   if (context_->reject_unauthorized()) {
-    // Verifies the chain and the name; GnuTLS matches IP literals against IP SANs.
-    gnutls_session_set_verify_cert(session_, servername.c_str(), 0);
+    // Verifies the chain and the name; GnuTLS matches IP literals against IP SANs. It keeps the
+    // pointer, not a copy: pass the member that lives as long as the session.
+    gnutls_session_set_verify_cert(session_, servername_.c_str(), 0);
   }
   gnutls_handshake_set_hook_function(session_, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_POST,
                                      OnNewSessionTicket);
@@ -166,8 +167,10 @@ int TlsSession::OnNewSessionTicket(gnutls_session_t session, unsigned, unsigned,
   gnutls_datum_t data{};
   if (gnutls_session_get_data2(session, &data) != 0) return 0;
   std::string session_data(reinterpret_cast<char*>(data.data), data.size);
+  time_t expires = gnutls_db_check_entry_expire_time(&data);
   gnutls_free(data.data);
-  self->ticket_handler_(std::move(session_data));
+  bool early_data = gnutls_record_get_max_early_data_size(session) > 0;
+  self->ticket_handler_(std::move(session_data), expires > 0 ? static_cast<uint64_t>(expires) : 0, early_data);
   return 0;
 }
 

@@ -16,7 +16,8 @@ namespace quicket {
 
 class TlsSession {
  public:
-  using TicketHandler = std::function<void(std::string session_data)>;
+  // expires: seconds since the epoch; early_data: the ticket allows 0-RTT.
+  using TicketHandler = std::function<void(std::string session_data, uint64_t expires, bool early_data)>;
   using KeylogHandler = std::function<void(std::string line)>;
 
   TlsSession(std::shared_ptr<SslContext> context, ngtcp2_crypto_conn_ref* conn_ref);

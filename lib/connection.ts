@@ -1,0 +1,265 @@
+// Connection: one QUIC connection, client or server side. Native events arrive through
+// [kOnNativeEvent] once per loop turn and become EventEmitter events and Stream data here.
+import { EventEmitter } from 'node:events';
+
+import { kOnNativeEvent } from './binding';
+import { closedError, codedError, CodedError, checkOptionalBoolean, checkOptionalInteger, checkOptionalString, invalidArgType } from './errors';
+import { Stream, StreamOptions, StreamOwner } from './stream';
+import { encodeTicket } from './ticket';
+
+export type EarlyDataState = 'none' | 'accepted' | 'rejected';
+
+export interface HandshakeInfo {
+  alpn: string;
+  servername: string;
+  resumed: boolean;
+  earlyData: EarlyDataState;
+}
+
+export interface CloseInfo {
+  /** The QUIC error code sent or received (0 for a clean close). */
+  code: number;
+  reason: string;
+  /** Whether `code` is an application or a transport error code. */
+  type: 'application' | 'transport';
+  /** True when the peer closed the connection. */
+  remote: boolean;
+  /** Set when the connection ended because of an error. */
+  error?: CodedError;
+}
+
+export type TicketRejectedReason = 'malformed' | 'expired' | 'mismatch';
+
+export interface ConnectionEvents {
+  handshake: [info: HandshakeInfo];
+  ticket: [ticket: Buffer];
+  stream: [stream: Stream];
+  earlyDataRejected: [];
+  ticketRejected: [reason: TicketRejectedReason];
+  keylog: [line: Buffer];
+  close: [info: CloseInfo];
+  error: [error: CodedError];
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+export const kAttachNative = Symbol('quicket.attachNative');
+
+export class Connection extends EventEmitter implements StreamOwner {
+  /** Resolves when the handshake completes; rejects if the connection fails first. */
+  readonly handshake: Promise<HandshakeInfo>;
+  #native: any;
+  #server: boolean;
+  #servername: string;
+  #alpnOffered: string[];
+  #info?: HandshakeInfo;
+  #closed = false;
+  #closeInfo?: CloseInfo;
+  #streams = new Map<bigint, Stream>();
+  #pendingStreams: Stream[] = [];
+  #resolveHandshake!: (info: HandshakeInfo) => void;
+  #rejectHandshake!: (error: Error) => void;
+  #closeWaiters: Array<() => void> = [];
+  #onClosed: (connection: Connection) => void;
+
+  /** @internal Created by Engine; applications use engine.connect() or the 'connection' event. */
+  constructor(server: boolean, servername: string, alpnOffered: string[], onClosed: (connection: Connection) => void) {
+    super();
+    this.#server = server;
+    this.#servername = servername;
+    this.#alpnOffered = alpnOffered;
+    this.#onClosed = onClosed;
+    this.handshake = new Promise<HandshakeInfo>((resolve, reject) => {
+      this.#resolveHandshake = resolve;
+      this.#rejectHandshake = reject;
+    });
+    // Applications that never await the promise must not get unhandled rejections.
+    this.handshake.catch(() => {});
+    // Tickets are only built while someone listens for them.
+    this.on('newListener', (event) => {
+      if (event === 'ticket' && this.listenerCount('ticket') === 0) this.#native?.setWantTickets(true);
+      if (event === 'keylog' && this.listenerCount('keylog') === 0) this.#native?.setWantKeylog(true);
+    });
+    this.on('removeListener', (event) => {
+      if (event === 'ticket' && this.listenerCount('ticket') === 0) this.#native?.setWantTickets(false);
+      if (event === 'keylog' && this.listenerCount('keylog') === 0) this.#native?.setWantKeylog(false);
+    });
+  }
+
+  /** @internal */
+  [kAttachNative](native: any): void {
+    this.#native = native;
+    if (this.listenerCount('ticket') > 0) native.setWantTickets(true);
+  }
+
+  get server(): boolean {
+    return this.#server;
+  }
+  /** True once the TLS session was resumed from a ticket (like tls.TLSSocket#isSessionReused()). */
+  get resumed(): boolean {
+    return this.#info?.resumed ?? false;
+  }
+  get earlyData(): EarlyDataState {
+    return this.#info?.earlyData ?? 'none';
+  }
+  get alpn(): string | undefined {
+    return this.#info?.alpn;
+  }
+  get servername(): string {
+    return this.#info?.servername ?? this.#servername;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Opens a stream. Allowed before the handshake: on a resumed connection its data is 0-RTT. */
+  openStream(options: StreamOptions = {}): Stream {
+    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
+    checkOptionalBoolean('options.unidirectional', options.unidirectional);
+    if (this.#closed) throw closedError('connection');
+    const unidirectional = options.unidirectional ?? false;
+    const id: bigint | null = this.#native.openStream(!unidirectional);
+    const stream = new Stream(this, id, { local: true, unidirectional, early: false });
+    if (id === null) {
+      this.#pendingStreams.push(stream);
+    } else {
+      this.#streams.set(id, stream);
+    }
+    return stream;
+  }
+
+  /** Closes gracefully: waits until written data is acknowledged, then sends CONNECTION_CLOSE. */
+  close(options: { code?: number; reason?: string } = {}): Promise<void> {
+    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
+    checkOptionalInteger('options.code', options.code, 0, Number.MAX_SAFE_INTEGER);
+    checkOptionalString('options.reason', options.reason);
+    if (this.#closed) return Promise.resolve();
+    const done = new Promise<void>((resolve) => this.#closeWaiters.push(resolve));
+    this.#native.close(options.code ?? 0, options.reason ?? '');
+    return done;
+  }
+
+  /** Closes at once. With an error, 'error' is emitted (when listened for) and pending work fails with it. */
+  destroy(error?: Error): void {
+    if (this.#closed) return;
+    if (error !== undefined && !(error instanceof Error)) throw invalidArgType('error', 'an Error', error);
+    if (error) this.#failure = error as CodedError;
+    this.#native.destroy(error ? 1 : 0);
+  }
+
+  #failure?: CodedError;
+
+  // ---- StreamOwner ----
+  /** @internal */
+  nativeWrite(id: bigint, chunk: Buffer | undefined, fin: boolean): number {
+    if (this.#closed) throw closedError('connection');
+    return this.#native.write(id, chunk, fin);
+  }
+  /** @internal */
+  nativeShutdown(id: bigint, code: number): void {
+    if (!this.#closed) this.#native.shutdownStream(id, code);
+  }
+  /** @internal */
+  nativeConsume(id: bigint, bytes: number): void {
+    if (!this.#closed) this.#native.consume(id, bytes);
+  }
+
+  // ---- native events ----
+  /** @internal */
+  [kOnNativeEvent](type: string, ...args: any[]): unknown {
+    switch (type) {
+      case 'streamData': {
+        const stream = this.#streams.get(args[0]);
+        return stream ? stream.receive(args[1], args[2]) : true;
+      }
+      case 'streamOpen': {
+        const id: bigint = args[0];
+        const stream = new Stream(this, id, { local: false, unidirectional: (id & 2n) !== 0n, early: args[1] });
+        this.#streams.set(id, stream);
+        this.emit('stream', stream);
+        return undefined;
+      }
+      case 'streamDrain':
+        this.#streams.get(args[0])?.drained();
+        return undefined;
+      case 'streamReset':
+        this.#streams.get(args[0])?.reset(args[1], args[2]);
+        return undefined;
+      case 'streamClose': {
+        const stream = this.#streams.get(args[0]);
+        this.#streams.delete(args[0]);
+        stream?.nativeClose(args[1]);
+        return undefined;
+      }
+      case 'streamsAvailable':
+        this.#openPendingStreams();
+        return undefined;
+      case 'handshake':
+        this.#info = args[0];
+        this.#resolveHandshake(args[0]);
+        this.emit('handshake', args[0]);
+        return undefined;
+      case 'ticket':
+        this.#emitTicket(args[0], args[1], args[2], args[3]);
+        return undefined;
+      case 'earlyDataRejected':
+        this.emit('earlyDataRejected');
+        return undefined;
+      case 'keylog':
+        this.emit('keylog', args[0]);
+        return undefined;
+      case 'close':
+        this.#finish(args[0]);
+        return undefined;
+      default:
+        return undefined;
+    }
+  }
+
+  #openPendingStreams(): void {
+    while (this.#pendingStreams.length > 0 && !this.#closed) {
+      const stream = this.#pendingStreams[0];
+      if (stream.destroyed) {
+        this.#pendingStreams.shift();
+        continue;
+      }
+      const id: bigint | null = this.#native.openStream(!stream.unidirectional);
+      if (id === null) return;
+      this.#pendingStreams.shift();
+      this.#streams.set(id, stream);
+      stream.opened(id);
+    }
+  }
+
+  #emitTicket(sessionData: Buffer, transportParams: Buffer, expiresSeconds: number, earlyData: boolean): void {
+    if (this.listenerCount('ticket') === 0) return;
+    const issuedAt = new Date();
+    const expiresAt = new Date(expiresSeconds > 0 ? expiresSeconds * 1000 : issuedAt.getTime());
+    const ticket = encodeTicket({
+      servername: this.#servername,
+      alpn: this.#info?.alpn ?? this.#alpnOffered[0],
+      issuedAt,
+      expiresAt,
+      earlyData,
+      sessionData,
+      transportParams,
+    });
+    this.emit('ticket', ticket);
+  }
+
+  #finish(info: CloseInfo): void {
+    this.#closed = true;
+    if (this.#failure && !info.error) info.error = this.#failure;
+    this.#closeInfo = info;
+    const streamError = info.error ?? codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed');
+    for (const stream of [...this.#streams.values(), ...this.#pendingStreams]) stream.connectionClosed(streamError);
+    this.#streams.clear();
+    this.#pendingStreams = [];
+    if (!this.#info) {
+      this.#rejectHandshake(info.error ?? codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed before the handshake completed'));
+    }
+    this.#onClosed(this);
+    if (info.error && this.listenerCount('error') > 0) this.emit('error', info.error);
+    for (const resolve of this.#closeWaiters.splice(0)) resolve();
+    this.emit('close', info);
+  }
+}

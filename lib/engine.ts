@@ -1,0 +1,240 @@
+// Engine: one UDP endpoint, many QUIC connections, as a client, a server or both.
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+
+import { binding, kOnConnection } from './binding';
+import { Connection, kAttachNative, TicketRejectedReason } from './connection';
+import {
+  checkObject,
+  checkOptionalBoolean,
+  checkOptionalInteger,
+  checkOptionalString,
+  closedError,
+  invalidArgType,
+  invalidArgValue,
+} from './errors';
+import { kNativeSsl, SslConfig, TICKET_KEYS_LENGTH } from './ssl-config';
+import { decodeTicket, TicketContents } from './ticket';
+
+export interface EngineOptions {
+  /** Server credentials and policy; also the default for connect(). */
+  ssl?: SslConfig;
+  /** Share the UDP port with other processes (SO_REUSEPORT). */
+  reusePort?: boolean;
+  /** Milliseconds without traffic before a connection closes (default 30000). */
+  idleTimeout?: number;
+  /** Milliseconds a handshake may take (default 10000). */
+  handshakeTimeout?: number;
+  /** Streams the peer may open at once (defaults 128 each). */
+  maxStreamsBidi?: number;
+  maxStreamsUni?: number;
+  /** Initial flow-control windows in bytes (defaults 256 KiB per stream, 1 MiB per connection). */
+  streamWindow?: number;
+  connectionWindow?: number;
+}
+
+export interface ListenOptions {
+  /** IP address to bind (default '0.0.0.0'). */
+  host?: string;
+  /** UDP port (default 0: any free port). */
+  port?: number;
+}
+
+export interface ConnectOptions {
+  /** IP address of the server, or 'localhost'. */
+  host: string;
+  port: number;
+  /** Name sent as SNI and checked against the certificate (default: host). */
+  servername?: string;
+  /** Client credentials and policy (default: the engine's, else system roots). */
+  ssl?: SslConfig;
+  /** Offer only this ALPN protocol instead of the SslConfig's list. */
+  alpn?: string;
+  /** A ticket from a 'ticket' event, to resume the session and send 0-RTT. */
+  ticket?: Buffer;
+}
+
+export interface AddressInfo {
+  address: string;
+  port: number;
+  family: string;
+}
+
+const MAX_U32 = 0xffffffff;
+
+function resolveHost(host: string): string {
+  if (host === 'localhost') return '127.0.0.1';
+  if (net.isIP(host) === 0) {
+    throw invalidArgValue('options.host', `must be an IP address or 'localhost' (resolve names with dns.lookup first). Received '${host}'`);
+  }
+  return host;
+}
+
+export class Engine extends EventEmitter {
+  #native: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  #ssl?: SslConfig;
+  #defaultClientSsl?: SslConfig;
+  #reusePort: boolean;
+  #address?: AddressInfo;
+  #closed = false;
+  #closing?: Promise<void>;
+  #connections = new Set<Connection>();
+
+  constructor(options: EngineOptions = {}) {
+    super();
+    checkObject('options', options);
+    const { ssl, reusePort, idleTimeout, handshakeTimeout, maxStreamsBidi, maxStreamsUni, streamWindow, connectionWindow } = options;
+    if (ssl !== undefined && !(ssl instanceof SslConfig)) throw invalidArgType('options.ssl', 'an SslConfig', ssl);
+    checkOptionalBoolean('options.reusePort', reusePort);
+    checkOptionalInteger('options.idleTimeout', idleTimeout, 1, 3600000);
+    checkOptionalInteger('options.handshakeTimeout', handshakeTimeout, 1, 3600000);
+    checkOptionalInteger('options.maxStreamsBidi', maxStreamsBidi, 0, 1 << 30);
+    checkOptionalInteger('options.maxStreamsUni', maxStreamsUni, 0, 1 << 30);
+    checkOptionalInteger('options.streamWindow', streamWindow, 1024, MAX_U32);
+    checkOptionalInteger('options.connectionWindow', connectionWindow, 1024, MAX_U32);
+    this.#ssl = ssl;
+    this.#reusePort = reusePort ?? false;
+    this.#native = new binding.Engine(this, {
+      ssl: ssl?.[kNativeSsl],
+      idleTimeout,
+      handshakeTimeout,
+      maxStreamsBidi,
+      maxStreamsUni,
+      streamWindow,
+      connectionWindow,
+    });
+  }
+
+  /** Binds the UDP socket and accepts connections. */
+  async listen(options: ListenOptions = {}): Promise<AddressInfo> {
+    checkObject('options', options);
+    checkOptionalString('options.host', options.host);
+    checkOptionalInteger('options.port', options.port, 0, 65535);
+    this.#throwIfClosed();
+    if (!this.#ssl) throw invalidArgValue('options', 'cannot listen: the engine has no SslConfig with cert and key', 'ERR_QUIC_NO_CERTIFICATE');
+    if (this.#address) throw Object.assign(new Error('the engine is already bound'), { code: 'ERR_QUIC_ALREADY_BOUND' });
+    const host = resolveHost(options.host ?? '0.0.0.0');
+    this.#native.listen();
+    this.#address = this.#native.bind(host, options.port ?? 0, this.#reusePort);
+    this.emit('listening');
+    return this.address();
+  }
+
+  /** The bound UDP address. */
+  address(): AddressInfo {
+    if (!this.#address) throw Object.assign(new Error('the engine is not bound'), { code: 'ERR_QUIC_NOT_BOUND' });
+    return { ...this.#address };
+  }
+
+  /** Starts a connection (synchronously). Streams opened in the same tick ride the first flight. */
+  connect(options: ConnectOptions): Connection {
+    checkObject('options', options);
+    const { host, port, servername, ssl, alpn, ticket } = options;
+    if (typeof host !== 'string') throw invalidArgType('options.host', 'a string', host);
+    if (typeof port !== 'number') throw invalidArgType('options.port', 'a number', port);
+    checkOptionalInteger('options.port', port, 1, 65535);
+    checkOptionalString('options.servername', servername);
+    checkOptionalString('options.alpn', alpn);
+    if (ssl !== undefined && !(ssl instanceof SslConfig)) throw invalidArgType('options.ssl', 'an SslConfig', ssl);
+    if (ticket !== undefined && !Buffer.isBuffer(ticket)) throw invalidArgType('options.ticket', 'a Buffer', ticket);
+    this.#throwIfClosed();
+    const address = resolveHost(host);
+    const clientSsl = ssl ?? this.#ssl ?? this.#defaultSsl(alpn);
+    const offered = alpn !== undefined ? [alpn] : [...clientSsl.alpn];
+    const name = servername ?? host;
+
+    let usable: TicketContents | undefined;
+    let rejection: TicketRejectedReason | undefined;
+    if (ticket !== undefined) {
+      try {
+        usable = decodeTicket(ticket);
+        if (usable.expiresAt.getTime() <= Date.now()) rejection = 'expired';
+        else if (usable.servername !== name || !offered.includes(usable.alpn)) rejection = 'mismatch';
+      } catch {
+        rejection = 'malformed';
+      }
+      if (rejection) usable = undefined;
+    }
+
+    const connection = new Connection(false, name, offered, (closed) => this.#connections.delete(closed));
+    const native = this.#native.connect(connection, {
+      host: address,
+      port,
+      servername: name,
+      ssl: clientSsl[kNativeSsl],
+      alpn: offered,
+      sessionData: usable?.sessionData,
+      transportParams: usable?.earlyData ? usable.transportParams : undefined,
+      earlyData: clientSsl.earlyData ?? true,
+      keylog: false,
+    });
+    connection[kAttachNative](native);
+    this.#connections.add(connection);
+    if (rejection) {
+      // After connect() returns, so the caller can listen for it.
+      const reason = rejection;
+      process.nextTick(() => connection.emit('ticketRejected', reason));
+    }
+    return connection;
+  }
+
+  /** The server's 64-byte ticket key (like tls.Server#getTicketKeys()). */
+  getTicketKeys(): Buffer {
+    this.#throwIfNoSsl();
+    return this.#native.getTicketKeys();
+  }
+
+  /** Rotates the ticket key for future handshakes; tickets issued under the old key stop resuming. */
+  setTicketKeys(keys: Buffer): void {
+    if (!Buffer.isBuffer(keys)) throw invalidArgType('keys', 'a Buffer', keys);
+    if (keys.length !== TICKET_KEYS_LENGTH) {
+      throw invalidArgValue('keys', `must be exactly ${TICKET_KEYS_LENGTH} bytes. Received ${keys.length}`);
+    }
+    this.#throwIfNoSsl();
+    this.#native.setTicketKeys(keys);
+  }
+
+  /** Closes every connection and the UDP socket. */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    this.#closing = new Promise<void>((resolve) => {
+      this.#native.close(() => {
+        resolve();
+        this.emit('close');
+      });
+    });
+    return this.#closing;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** @internal A peer opened a connection. */
+  [kOnConnection](native: any): Connection { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const ssl = this.#ssl as SslConfig;
+    const connection = new Connection(true, '', [...ssl.alpn], (closed) => this.#connections.delete(closed));
+    connection[kAttachNative](native);
+    this.#connections.add(connection);
+    this.emit('connection', connection);
+    return connection;
+  }
+
+  #defaultSsl(alpn: string | undefined): SslConfig {
+    if (alpn === undefined) throw invalidArgValue('options.alpn', 'is required when neither the engine nor connect() has an SslConfig');
+    // Loading the system roots costs milliseconds: once per engine.
+    if (!this.#defaultClientSsl || !this.#defaultClientSsl.alpn.includes(alpn)) {
+      this.#defaultClientSsl = new SslConfig({ alpn: [alpn] });
+    }
+    return this.#defaultClientSsl;
+  }
+
+  #throwIfClosed(): void {
+    if (this.#closed) throw closedError('engine');
+  }
+
+  #throwIfNoSsl(): void {
+    if (!this.#ssl) throw Object.assign(new Error('the engine has no SslConfig'), { code: 'ERR_QUIC_NO_SSL_CONFIG' });
+  }
+}

@@ -1,0 +1,16 @@
+// quicket: QUIC for Node.js with TLS 1.3 session resumption and 0-RTT.
+export { Engine } from './engine';
+export type { EngineOptions, ListenOptions, ConnectOptions, AddressInfo } from './engine';
+export { Connection } from './connection';
+export type { HandshakeInfo, CloseInfo, EarlyDataState, TicketRejectedReason, ConnectionEvents } from './connection';
+export { Stream } from './stream';
+export type { StreamOptions } from './stream';
+export { SslConfig } from './ssl-config';
+export type { SslConfigOptions } from './ssl-config';
+export { Ticket } from './ticket';
+export type { TicketInfo } from './ticket';
+export type { CodedError } from './errors';
+
+import { binding } from './binding';
+/** Versions of the native libraries quicket runs on. */
+export const versions: { ngtcp2: string; gnutls: string } = { ...binding.versions };

@@ -1,0 +1,186 @@
+// Stream: one QUIC stream as a node:stream Duplex. Writes go to the native send buffer, which
+// keeps them until the peer acknowledges them; reads are credited back to QUIC flow control only
+// as the application consumes them, so a slow reader stops the sender.
+import { Duplex } from 'node:stream';
+
+import { codedError } from './errors';
+
+/** @internal What a Stream needs from its Connection. */
+export interface StreamOwner {
+  nativeWrite(id: bigint, chunk: Buffer | undefined, fin: boolean): number;
+  nativeShutdown(id: bigint, code: number): void;
+  nativeConsume(id: bigint, bytes: number): void;
+}
+
+export interface StreamOptions {
+  unidirectional?: boolean;
+}
+
+const PENDING_ID = -1n;
+
+export class Stream extends Duplex {
+  /** True for a peer-opened stream whose data arrived as 0-RTT (it may be a replay). */
+  readonly early: boolean;
+  readonly unidirectional: boolean;
+  /** True if this side opened the stream. */
+  readonly local: boolean;
+  #id: bigint;
+  #owner: StreamOwner;
+  #onOpened?: (error?: Error | null) => void;
+  #writeCallback?: (error?: Error | null) => void;
+  #unconsumed = 0;
+  #nativeClosed = false;
+
+  /** @internal */
+  constructor(owner: StreamOwner, id: bigint | null, options: { local: boolean; unidirectional: boolean; early: boolean }) {
+    super({ allowHalfOpen: true, emitClose: true });
+    this.#owner = owner;
+    this.#id = id ?? PENDING_ID;
+    this.local = options.local;
+    this.unidirectional = options.unidirectional;
+    this.early = options.early;
+    // A unidirectional stream has only one direction: end the other one right away.
+    if (this.unidirectional && this.local) this.push(null);
+    if (this.unidirectional && !this.local) this.end();
+  }
+
+  /** The QUIC stream ID; -1n while the stream waits for the peer to allow another stream. */
+  get id(): bigint {
+    return this.#id;
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    if (this.#id === PENDING_ID) {
+      this.#onOpened = callback;
+    } else {
+      callback();
+    }
+  }
+
+  /** @internal The peer allowed the stream: writes buffered so far can flow. */
+  opened(id: bigint): void {
+    this.#id = id;
+    const callback = this.#onOpened;
+    this.#onOpened = undefined;
+    callback?.();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.unidirectional && !this.local) {
+      callback(codedError('ERR_QUIC_STREAM_READ_ONLY', 'cannot write to a stream the peer opened unidirectionally'));
+      return;
+    }
+    try {
+      const buffered = this.#owner.nativeWrite(this.#id, chunk, false);
+      // Above the native threshold, hold the callback until acknowledgements drain the buffer.
+      if (buffered > 0) {
+        this.#writeCallback = callback;
+      } else {
+        callback();
+      }
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    if (this.unidirectional && !this.local) {
+      callback();
+      return;
+    }
+    try {
+      this.#owner.nativeWrite(this.#id, undefined, true);
+      callback();
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+
+  override _read(): void {
+    if (this.#unconsumed > 0 && !this.#nativeClosed) {
+      const bytes = this.#unconsumed;
+      this.#unconsumed = 0;
+      this.#owner.nativeConsume(this.#id, bytes);
+    }
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // autoDestroy after both directions completed is not an abort: the native side still
+    // retransmits until the peer acknowledges everything.
+    const completed = this.readableEnded && this.writableFinished;
+    if (!this.#nativeClosed && this.#id !== PENDING_ID && (error || !completed)) {
+      this.#nativeClosed = true;
+      // RESET_STREAM carries error.quicCode when given; a plain Error maps to 1, no error to 0.
+      const quicCode = (error as { quicCode?: unknown } | null)?.quicCode;
+      const code = typeof quicCode === 'number' ? quicCode : error ? 1 : 0;
+      this.#owner.nativeShutdown(this.#id, code);
+    }
+    this.#releaseWriter(error ?? codedError('ERR_QUIC_STREAM_CLOSED', 'the stream is closed'));
+    this.#onOpened?.(error);
+    this.#onOpened = undefined;
+    callback(error);
+  }
+
+  /** @internal Data from the peer; returns true when it can be credited back at once. */
+  receive(data: Buffer, fin: boolean): boolean {
+    if (this.destroyed) return true;
+    const flowing = data.length === 0 ? true : this.push(data);
+    if (fin) this.push(null);
+    if (!flowing) this.#unconsumed += data.length;
+    return flowing;
+  }
+
+  /** @internal The peer reset the stream or asked us to stop sending. */
+  reset(code: number, stopSending: boolean): void {
+    const what = stopSending ? 'the peer stopped reading the stream' : 'the peer reset the stream';
+    const error = Object.assign(codedError('ERR_QUIC_STREAM_RESET', `${what} (code ${code})`), { quicCode: code });
+    if (stopSending && this.readableEnded) {
+      this.#nativeClosed = true;
+      this.destroy(error);
+    } else if (!stopSending) {
+      this.#nativeClosed = true;
+      this.destroy(error);
+    } else {
+      this.#releaseWriter(error);
+    }
+  }
+
+  /** @internal Both directions are finished natively. */
+  nativeClose(code: number): void {
+    this.#nativeClosed = true;
+    if (this.destroyed) return;
+    if (code !== 0) {
+      this.destroy(Object.assign(codedError('ERR_QUIC_STREAM_ABORTED', `stream closed with code ${code}`), { quicCode: code }));
+    } else if (!this.readableEnded && !this.local && this.unidirectional) {
+      this.push(null);
+    }
+  }
+
+  /** @internal The connection ended under the stream. */
+  connectionClosed(error: Error): void {
+    this.#nativeClosed = true;
+    if (this.#onOpened) {
+      // Never opened: failing the construction destroys the stream with the error.
+      const callback = this.#onOpened;
+      this.#onOpened = undefined;
+      callback(error);
+      return;
+    }
+    if (!this.destroyed && (!this.writableFinished || !this.readableEnded)) {
+      // A stream whose both directions completed is not an error; anything else is.
+      if (this.readableEnded && this.writableFinished) return;
+      this.destroy(error);
+    }
+  }
+
+  /** @internal */
+  drained(): void {
+    this.#releaseWriter();
+  }
+
+  #releaseWriter(error?: Error): void {
+    const callback = this.#writeCallback;
+    this.#writeCallback = undefined;
+    callback?.(error);
+  }
+}
