@@ -75,7 +75,7 @@ std::string TlsSession::InitClient(const std::string& servername,
     // pointer, not a copy: pass the member that lives as long as the session.
     gnutls_session_set_verify_cert(session_, servername_.c_str(), 0);
   }
-  gnutls_handshake_set_hook_function(session_, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_POST,
+  gnutls_handshake_set_hook_function(session_, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_BOTH,
                                      OnNewSessionTicket);
   if (!session_data.empty()) {
     rv = gnutls_session_set_data(session_, session_data.data(), session_data.size());
@@ -160,17 +160,75 @@ void TlsSession::set_keylog_handler(KeylogHandler handler) {
   gnutls_session_set_keylog_function(session_, keylog_handler_ ? OnKeylog : nullptr);
 }
 
-int TlsSession::OnNewSessionTicket(gnutls_session_t session, unsigned, unsigned, unsigned incoming,
-                                   const gnutls_datum_t*) {
+namespace {
+// What the client needs from a NewSessionTicket body (RFC 8446 §4.6.1): its lifetime and whether
+// it allows early data. GnuTLS keeps neither where a client can ask for it.
+struct TicketTerms {
+  uint32_t lifetime = 0;
+  bool early_data = false;
+};
+
+bool ParseNewSessionTicket(const gnutls_datum_t* message, TicketTerms* terms) {
+  const unsigned char* p = message->data;
+  size_t left = message->size;
+  auto read = [&](size_t n, uint32_t* value) {
+    if (left < n) return false;
+    uint32_t v = 0;
+    for (size_t i = 0; i < n; i++) v = (v << 8) | p[i];
+    p += n;
+    left -= n;
+    if (value) *value = v;
+    return true;
+  };
+  auto skip = [&](size_t n) {
+    if (left < n) return false;
+    p += n;
+    left -= n;
+    return true;
+  };
+  uint32_t nonce_length, ticket_length, extensions_length;
+  if (!read(4, &terms->lifetime) || !skip(4) || !read(1, &nonce_length) || !skip(nonce_length) ||
+      !read(2, &ticket_length) || !skip(ticket_length) || !read(2, &extensions_length) || left < extensions_length) {
+    return false;
+  }
+  while (left >= 4) {
+    uint32_t type, length;
+    read(2, &type);
+    read(2, &length);
+    if (left < length) return false;
+    if (type == 42 /* early_data */ && length == 4) {
+      uint32_t max_early_data;
+      read(4, &max_early_data);
+      terms->early_data = max_early_data > 0;
+    } else {
+      skip(length);
+    }
+  }
+  return true;
+}
+}  // namespace
+
+// Called before GnuTLS parses a NewSessionTicket (the whole body is visible, so its terms are
+// read here) and after (the session data that resumes it exists only then).
+int TlsSession::OnNewSessionTicket(gnutls_session_t session, unsigned, unsigned when, unsigned incoming,
+                                   const gnutls_datum_t* message) {
   TlsSession* self = From(session);
   if (!self || !incoming || !self->ticket_handler_) return 0;
+  if (when == GNUTLS_HOOK_PRE) {
+    TicketTerms terms;
+    self->pending_ticket_valid_ = ParseNewSessionTicket(message, &terms);
+    self->pending_ticket_lifetime_ = terms.lifetime;
+    self->pending_ticket_early_data_ = terms.early_data;
+    return 0;
+  }
+  if (!self->pending_ticket_valid_) return 0;
+  self->pending_ticket_valid_ = false;
   gnutls_datum_t data{};
   if (gnutls_session_get_data2(session, &data) != 0) return 0;
   std::string session_data(reinterpret_cast<char*>(data.data), data.size);
-  time_t expires = gnutls_db_check_entry_expire_time(&data);
   gnutls_free(data.data);
-  bool early_data = gnutls_record_get_max_early_data_size(session) > 0;
-  self->ticket_handler_(std::move(session_data), expires > 0 ? static_cast<uint64_t>(expires) : 0, early_data);
+  self->ticket_handler_(std::move(session_data), static_cast<uint64_t>(time(nullptr)) + self->pending_ticket_lifetime_,
+                        self->pending_ticket_early_data_);
   return 0;
 }
 

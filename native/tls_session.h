@@ -56,6 +56,9 @@ class TlsSession {
   gnutls_datum_t ticket_key_{};
   std::string servername_;
   TicketHandler ticket_handler_;
+  bool pending_ticket_valid_ = false;
+  uint32_t pending_ticket_lifetime_ = 0;
+  bool pending_ticket_early_data_ = false;
   KeylogHandler keylog_handler_;
 };
 
