@@ -7,10 +7,10 @@
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
-        "<!@(pkg-config --cflags-only-I libngtcp2 libngtcp2_crypto_gnutls gnutls | sed 's/-I//g')"
+        "<!@(pkg-config --cflags-only-I libngtcp2 libngtcp2_crypto_gnutls libnghttp3 gnutls | sed 's/-I//g')"
       ],
       "libraries": [
-        "<!@(pkg-config --libs libngtcp2 libngtcp2_crypto_gnutls gnutls)"
+        "<!@(pkg-config --libs libngtcp2 libngtcp2_crypto_gnutls libnghttp3 gnutls)"
       ],
       "defines": [
         "NAPI_VERSION=8",

@@ -43,6 +43,16 @@ export interface ConnectionEvents {
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 export const kAttachNative = Symbol('quicket.attachNative');
+/** @internal HTTP/3 plumbing used by lib/http3.ts. */
+export const kSubmitRequest = Symbol('quicket.submitRequest');
+export const kSubmitResponse = Symbol('quicket.submitResponse');
+/** @internal Stream event carrying HTTP/3 header fields: (pairs: string[], trailers: boolean). */
+export const kHeadersEvent = Symbol('quicket.headers');
+
+interface PendingStream {
+  stream: Stream;
+  headers?: string[]; // an HTTP/3 request waiting to be submitted
+}
 
 export class Connection extends EventEmitter implements StreamOwner {
   /** Resolves when the handshake completes; rejects if the connection fails first. */
@@ -55,7 +65,10 @@ export class Connection extends EventEmitter implements StreamOwner {
   #closed = false;
   #closeInfo?: CloseInfo;
   #streams = new Map<bigint, Stream>();
-  #pendingStreams: Stream[] = [];
+  #pendingStreams: PendingStream[] = [];
+  #failure?: CodedError;
+  /** @internal Port the client connected to (for HTTP/3 :authority). */
+  remotePort = 0;
   #resolveHandshake!: (info: HandshakeInfo) => void;
   #rejectHandshake!: (error: Error) => void;
   #closeWaiters: Array<() => void> = [];
@@ -120,7 +133,7 @@ export class Connection extends EventEmitter implements StreamOwner {
     const id: bigint | null = this.#native.openStream(!unidirectional);
     const stream = new Stream(this, id, { local: true, unidirectional, early: false });
     if (id === null) {
-      this.#pendingStreams.push(stream);
+      this.#pendingStreams.push({ stream });
     } else {
       this.#streams.set(id, stream);
     }
@@ -146,7 +159,24 @@ export class Connection extends EventEmitter implements StreamOwner {
     this.#native.destroy(error ? 1 : 0);
   }
 
-  #failure?: CodedError;
+  /** @internal Starts an HTTP/3 request; the returned stream carries its body. */
+  [kSubmitRequest](headers: string[]): Stream {
+    if (this.#closed) throw closedError('connection');
+    const id: bigint | null = this.#native.submitRequest(headers);
+    const stream = new Stream(this, id, { local: true, unidirectional: false, early: false });
+    if (id === null) {
+      this.#pendingStreams.push({ stream, headers });
+    } else {
+      this.#streams.set(id, stream);
+    }
+    return stream;
+  }
+
+  /** @internal */
+  [kSubmitResponse](stream: Stream, headers: string[]): void {
+    if (this.#closed) throw closedError('connection');
+    this.#native.submitResponse(stream.id, headers);
+  }
 
   // ---- StreamOwner ----
   /** @internal */
@@ -197,6 +227,11 @@ export class Connection extends EventEmitter implements StreamOwner {
         this.#info = args[0];
         this.#resolveHandshake(args[0]);
         this.emit('handshake', args[0]);
+        // HTTP/3 requests made before the handshake could only start now.
+        this.#openPendingStreams();
+        return undefined;
+      case 'headers':
+        this.#streams.get(args[0])?.emit(kHeadersEvent, args[1], args[2]);
         return undefined;
       case 'ticket':
         this.#emitTicket(args[0], args[1], args[2], args[3]);
@@ -217,12 +252,14 @@ export class Connection extends EventEmitter implements StreamOwner {
 
   #openPendingStreams(): void {
     while (this.#pendingStreams.length > 0 && !this.#closed) {
-      const stream = this.#pendingStreams[0];
+      const { stream, headers } = this.#pendingStreams[0];
       if (stream.destroyed) {
         this.#pendingStreams.shift();
         continue;
       }
-      const id: bigint | null = this.#native.openStream(!stream.unidirectional);
+      const id: bigint | null = headers
+        ? this.#native.submitRequest(headers)
+        : this.#native.openStream(!stream.unidirectional);
       if (id === null) return;
       this.#pendingStreams.shift();
       this.#streams.set(id, stream);
@@ -251,7 +288,9 @@ export class Connection extends EventEmitter implements StreamOwner {
     if (this.#failure && !info.error) info.error = this.#failure;
     this.#closeInfo = info;
     const streamError = info.error ?? codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed');
-    for (const stream of [...this.#streams.values(), ...this.#pendingStreams]) stream.connectionClosed(streamError);
+    for (const stream of [...this.#streams.values(), ...this.#pendingStreams.map((p) => p.stream)]) {
+      stream.connectionClosed(streamError);
+    }
     this.#streams.clear();
     this.#pendingStreams = [];
     if (!this.#info) {

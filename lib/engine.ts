@@ -169,6 +169,7 @@ export class Engine extends EventEmitter {
       keylog: false,
     });
     connection[kAttachNative](native);
+    connection.remotePort = port;
     this.#connections.add(connection);
     if (rejection) {
       // After connect() returns, so the caller can listen for it.

@@ -14,3 +14,5 @@ export type { CodedError } from './errors';
 import { binding } from './binding';
 /** Versions of the native libraries quicket runs on. */
 export const versions: { ngtcp2: string; gnutls: string } = { ...binding.versions };
+export { Http3Server, Http3Request, Http3Response, request } from './http3';
+export type { Http3Handler, Http3ServerOptions, Http3RequestOptions, Http3ClientResponse, Http3Headers } from './http3';

@@ -44,7 +44,9 @@ Napi::Function Connection::Init(Napi::Env env) {
                       InstanceMethod<&Connection::Destroy>("destroy"),
                       InstanceMethod<&Connection::SetWantTickets>("setWantTickets"),
                       InstanceMethod<&Connection::SetWantKeylog>("setWantKeylog"),
-                      InstanceMethod<&Connection::GetInfo>("getInfo")});
+                      InstanceMethod<&Connection::GetInfo>("getInfo"),
+                      InstanceMethod<&Connection::SubmitRequest>("submitRequest"),
+                      InstanceMethod<&Connection::SubmitResponse>("submitResponse")});
 }
 
 // Only Engine creates connections (through the stored constructor); JS never calls `new`.
@@ -96,6 +98,7 @@ void Connection::FillCallbacks(ngtcp2_callbacks* callbacks, bool server) {
   callbacks->extend_max_local_streams_bidi = ExtendMaxLocalStreams;
   callbacks->extend_max_local_streams_uni = ExtendMaxLocalStreams;
   callbacks->extend_max_stream_data = ExtendMaxStreamData;
+  callbacks->extend_max_remote_streams_bidi = ExtendMaxRemoteStreamsBidi;
 }
 
 void Connection::FillSettings(ngtcp2_settings* settings, const TransportOptions& transport) {
@@ -146,6 +149,9 @@ std::string Connection::InitClient(Engine* engine, std::shared_ptr<SslContext> s
         conn_, reinterpret_cast<const uint8_t*>(client.transport_params.data()), client.transport_params.size());
     early_attempted_ = rv == 0;
   }
+  http3_wanted_ = client.alpn.size() == 1 && client.alpn[0] == "h3";
+  // With remembered limits HTTP/3 can start now, so requests ride the 0-RTT flight.
+  if (http3_wanted_ && early_attempted_ && !StartHttp3()) return "cannot start HTTP/3";
   tls_->set_ticket_handler([this](std::string data, uint64_t expires, bool early_data) {
     OnTicket(std::move(data), expires, early_data);
   });
@@ -223,6 +229,7 @@ int Connection::HandshakeCompleted(ngtcp2_conn*, void* user) {
 
 void Connection::OnHandshakeCompleted() {
   state_ = State::kEstablished;
+  if (!http3_ && (http3_wanted_ || (server_ && tls_->alpn() == "h3"))) StartHttp3();
   if (server_) {
     tls_->SendTickets();
   } else if (early_attempted_ && !tls_->early_data_accepted()) {
@@ -245,7 +252,15 @@ void Connection::ReplayRejectedEarlyData() {
   early_streams.swap(streams_);
   sendable_.clear();
   ngtcp2_conn_tls_early_data_rejected(conn_);
+  // HTTP/3 state (control streams, QPACK) went with the streams: start afresh.
+  bool http3 = http3_ != nullptr;
+  http3_.reset();
+  if (http3 && !StartHttp3()) {
+    HandleLibraryError(NGTCP2_ERR_INTERNAL);
+    return;
+  }
   for (auto& [id, stream] : early_streams) {
+    if (http3 && (id & 0x2)) continue;  // the old control and QPACK streams
     int64_t reopened = -1;
     bool bidi = (id & 0x2) == 0;
     int rv = bidi ? ngtcp2_conn_open_bidi_stream(conn_, &reopened, nullptr)
@@ -262,8 +277,13 @@ void Connection::ReplayRejectedEarlyData() {
     stream->queued = false;
     Stream* raw = stream.get();
     streams_.emplace(id, std::move(stream));
-    MarkSendable(raw);
+    if (http3_) {
+      http3_->SubmitRequest(id, raw->request_headers, true);
+    } else {
+      MarkSendable(raw);
+    }
   }
+  MarkDirty();
   Queue({EventType::kEarlyDataRejected});
 }
 
@@ -299,30 +319,92 @@ int Connection::ReceiveStreamData(ngtcp2_conn*, uint32_t flags, int64_t stream_i
   auto* self = static_cast<Connection*>(user);
   Stream* stream = self->FindStream(stream_id);
   if (!stream) return 0;
-  self->QueueStreamOpen(stream, (flags & NGTCP2_STREAM_DATA_FLAG_0RTT) != 0);
   bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
+  bool early = (flags & NGTCP2_STREAM_DATA_FLAG_0RTT) != 0;
   stream->received += datalen;
-  // Coalesce consecutive data for one stream into one JS call per loop turn.
-  if (!self->events_.empty()) {
-    Event& last = self->events_.back();
+  if (!self->http3_ && self->server_ && self->tls_->alpn() == "h3") self->StartHttp3();
+  if (!self->http3_) {
+    self->QueueStreamOpen(stream, early);
+    self->QueueData(stream_id, data, datalen, fin);
+    return 0;
+  }
+  // HTTP/3: requests are bidirectional streams; the unidirectional ones belong to nghttp3.
+  if ((stream_id & 0x2) == 0) self->QueueStreamOpen(stream, early);
+  int64_t consumed = self->http3_->Read(stream_id, data, datalen, fin);
+  if (consumed < 0) {
+    self->FailHttp3(static_cast<int>(consumed));
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  }
+  self->Credit(stream_id, static_cast<size_t>(consumed));
+  return 0;
+}
+
+// Consecutive data for one stream is coalesced into one JS call per loop turn.
+void Connection::QueueData(int64_t stream_id, const uint8_t* data, size_t length, bool fin) {
+  if (!events_.empty()) {
+    Event& last = events_.back();
     if (last.type == EventType::kStreamData && last.stream_id == stream_id && !last.flag) {
-      last.data.append(reinterpret_cast<const char*>(data), datalen);
+      last.data.append(reinterpret_cast<const char*>(data), length);
       last.flag = fin;
-      return 0;
+      return;
     }
   }
   Event event{EventType::kStreamData, stream_id, 0, fin};
-  event.data.assign(reinterpret_cast<const char*>(data), datalen);
-  self->Queue(std::move(event));
-  return 0;
+  event.data.assign(reinterpret_cast<const char*>(data), length);
+  Queue(std::move(event));
+}
+
+bool Connection::StartHttp3() {
+  if (http3_) return true;
+  if (ngtcp2_conn_get_streams_uni_left(conn_) < 3) return false;
+  auto session = std::make_unique<Http3Session>(static_cast<Http3Session::Host*>(this), server_);
+  if (session->Start() != 0) return false;
+  http3_ = std::move(session);
+  MarkDirty();
+  return true;
+}
+
+void Connection::FailHttp3(int error) {
+  http3_failed_ = true;
+  ngtcp2_ccerr_default(&close_error_);
+  ngtcp2_ccerr_set_application_error(&close_error_, nghttp3_err_infer_quic_app_error_code(error), nullptr, 0);
+}
+
+StreamBuffer* Connection::Body(int64_t stream_id, bool* ended) {
+  Stream* stream = FindStream(stream_id);
+  if (!stream) return nullptr;
+  *ended = stream->fin_requested;
+  return &stream->send;
+}
+
+void Connection::OnHeaders(int64_t stream_id, std::vector<std::string> headers, bool trailers) {
+  Event event{EventType::kHeaders, stream_id, 0, trailers};
+  event.headers = std::move(headers);
+  Queue(std::move(event));
+}
+
+void Connection::OnBodyData(int64_t stream_id, const uint8_t* data, size_t length) {
+  QueueData(stream_id, data, length, false);
+}
+
+void Connection::OnEndStream(int64_t stream_id) { QueueData(stream_id, nullptr, 0, true); }
+
+void Connection::Credit(int64_t stream_id, size_t bytes) {
+  if (bytes == 0) return;
+  ngtcp2_conn_extend_max_stream_offset(conn_, stream_id, bytes);
+  ngtcp2_conn_extend_max_offset(conn_, bytes);
 }
 
 int Connection::AckedStreamData(ngtcp2_conn*, int64_t stream_id, uint64_t offset, uint64_t datalen,
                                 void* user, void*) {
   auto* self = static_cast<Connection*>(user);
+  if (self->http3_) {
+    int rv = nghttp3_conn_add_ack_offset(self->http3_->get(), stream_id, datalen);
+    if (rv != 0) return NGTCP2_ERR_CALLBACK_FAILURE;
+  }
   Stream* stream = self->FindStream(stream_id);
   if (!stream) return 0;
-  stream->send.Acknowledge(offset, datalen);
+  if (!self->http3_) stream->send.Acknowledge(offset, datalen);
   if (stream->drain_wanted && stream->send.buffered_bytes() < kDrainThreshold) {
     stream->drain_wanted = false;
     self->Queue({EventType::kStreamDrain, stream_id});
@@ -333,11 +415,22 @@ int Connection::AckedStreamData(ngtcp2_conn*, int64_t stream_id, uint64_t offset
 int Connection::StreamClosed(ngtcp2_conn* conn, uint32_t flags, int64_t stream_id, uint64_t app_error_code,
                              void* user, void*) {
   auto* self = static_cast<Connection*>(user);
+  uint64_t code = (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) ? app_error_code : 0;
+  if (self->http3_) {
+    if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET)) code = NGHTTP3_H3_NO_ERROR;
+    int rv = nghttp3_conn_close_stream(self->http3_->get(), stream_id, code);
+    if (rv != 0 && rv != NGHTTP3_ERR_STREAM_NOT_FOUND) {
+      self->FailHttp3(rv);
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+    // For HTTP/3 a clean close is H3_NO_ERROR; report it as 0 like a raw stream.
+    if (code == NGHTTP3_H3_NO_ERROR) code = 0;
+  }
   auto it = self->streams_.find(stream_id);
   if (it == self->streams_.end()) return 0;
-  self->QueueStreamOpen(it->second.get(), false);
-  uint64_t code = (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) ? app_error_code : 0;
-  self->Queue({EventType::kStreamClose, stream_id, code});
+  bool internal = self->http3_ && (stream_id & 0x2);
+  if (!internal) self->QueueStreamOpen(it->second.get(), false);
+  if (!internal) self->Queue({EventType::kStreamClose, stream_id, code});
   bool remote = ngtcp2_conn_is_local_stream(conn, stream_id) == 0;
   self->streams_.erase(it);
   // A closed peer stream frees a slot: let the peer open another.
@@ -354,6 +447,7 @@ int Connection::StreamClosed(ngtcp2_conn* conn, uint32_t flags, int64_t stream_i
 int Connection::StreamReset(ngtcp2_conn*, int64_t stream_id, uint64_t, uint64_t app_error_code, void* user,
                             void*) {
   auto* self = static_cast<Connection*>(user);
+  if (self->http3_) nghttp3_conn_shutdown_stream_read(self->http3_->get(), stream_id);
   Stream* stream = self->FindStream(stream_id);
   if (stream) self->QueueStreamOpen(stream, false);
   self->Queue({EventType::kStreamReset, stream_id, app_error_code});
@@ -363,6 +457,7 @@ int Connection::StreamReset(ngtcp2_conn*, int64_t stream_id, uint64_t, uint64_t 
 int Connection::StreamStopSending(ngtcp2_conn*, int64_t stream_id, uint64_t app_error_code, void* user,
                                   void*) {
   auto* self = static_cast<Connection*>(user);
+  if (self->http3_) nghttp3_conn_shutdown_stream_read(self->http3_->get(), stream_id);
   Stream* stream = self->FindStream(stream_id);
   if (stream) self->QueueStreamOpen(stream, false);
   // ngtcp2 answers STOP_SENDING with RESET_STREAM itself; JS learns the write side is gone.
@@ -379,8 +474,19 @@ int Connection::ExtendMaxLocalStreams(ngtcp2_conn*, uint64_t, void* user) {
   return 0;
 }
 
+int Connection::ExtendMaxRemoteStreamsBidi(ngtcp2_conn*, uint64_t max_streams, void* user) {
+  auto* self = static_cast<Connection*>(user);
+  if (self->http3_) nghttp3_conn_set_max_client_streams_bidi(self->http3_->get(), max_streams);
+  return 0;
+}
+
 int Connection::ExtendMaxStreamData(ngtcp2_conn*, int64_t stream_id, uint64_t, void* user, void*) {
   auto* self = static_cast<Connection*>(user);
+  if (self->http3_) {
+    nghttp3_conn_unblock_stream(self->http3_->get(), stream_id);
+    self->MarkDirty();
+    return 0;
+  }
   Stream* stream = self->FindStream(stream_id);
   if (stream && stream->blocked) {
     stream->blocked = false;
@@ -437,13 +543,27 @@ Connection::Stream* Connection::NextSendable() {
 
 bool Connection::HasUnackedData() const {
   for (const auto& [id, stream] : streams_) {
-    if (stream->send.buffered_bytes() > 0 || (stream->fin_requested && !stream->fin_sent)) return true;
+    if (stream->send.buffered_bytes() > 0) return true;
+    // nghttp3 sends HTTP/3 FINs itself; only raw streams track them here.
+    if (!http3_ && stream->fin_requested && !stream->fin_sent) return true;
   }
   return false;
 }
 
 void Connection::Flush() {
   if (state_ == State::kFinished || state_ == State::kTerminated || !conn_) return;
+  uint8_t packet[kMaxPacketSize];
+  size_t max_size = std::min<size_t>(ngtcp2_conn_get_max_tx_udp_payload_size(conn_), sizeof(packet));
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  uint64_t ts = Now();
+  int rv = WritePackets(packet, max_size, &ps, ts);
+  if (rv != 0) {
+    HandleLibraryError(rv);
+    return;
+  }
+  ngtcp2_conn_update_pkt_tx_time(conn_, ts);
+  // A graceful close waits until everything written (and HTTP/3's GOAWAY) is acknowledged.
   if (close_requested_ && state_ == State::kEstablished && !HasUnackedData()) {
     SendConnectionClose(close_error_);
     CloseInfo info;
@@ -452,18 +572,31 @@ void Connection::Flush() {
     Finish(std::move(info));
     return;
   }
-  uint8_t packet[kMaxPacketSize];
-  size_t max_size = std::min<size_t>(ngtcp2_conn_get_max_tx_udp_payload_size(conn_), sizeof(packet));
-  ngtcp2_path_storage ps;
-  ngtcp2_path_storage_zero(&ps);
-  uint64_t ts = Now();
+  ScheduleTimer();
+}
+
+// Writes up to kMaxPacketsPerFlush packets; stream data comes from nghttp3 for HTTP/3, else from
+// the streams' own buffers, round-robin. Returns 0 or a fatal ngtcp2/nghttp3 error.
+int Connection::WritePackets(uint8_t* packet, size_t max_size, ngtcp2_path_storage* ps, uint64_t ts) {
   for (size_t sent = 0; sent < kMaxPacketsPerFlush;) {
-    Stream* stream = NextSendable();
     ngtcp2_vec vecs[16];
     size_t count = 0;
     uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
     int64_t stream_id = -1;
-    if (stream) {
+    Stream* stream = nullptr;
+    if (http3_) {
+      int fin = 0;
+      if (ngtcp2_conn_get_max_data_left(conn_) > 0) {
+        nghttp3_ssize n = nghttp3_conn_writev_stream(http3_->get(), &stream_id, &fin,
+                                                     reinterpret_cast<nghttp3_vec*>(vecs), 16);
+        if (n < 0) {
+          FailHttp3(static_cast<int>(n));
+          return NGTCP2_ERR_CALLBACK_FAILURE;
+        }
+        count = static_cast<size_t>(n);
+      }
+      if (fin) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+    } else if ((stream = NextSendable())) {
       stream_id = stream->id;
       count = stream->send.Unsent(vecs, 16);
       uint64_t offered = 0;
@@ -473,44 +606,64 @@ void Connection::Flush() {
     }
     ngtcp2_ssize written_data = -1;
     ngtcp2_pkt_info info{};
-    ngtcp2_ssize n = ngtcp2_conn_writev_stream(conn_, &ps.path, &info, packet, max_size, &written_data,
-                                               flags, stream_id, vecs, count, ts);
+    ngtcp2_ssize n = ngtcp2_conn_writev_stream(conn_, &ps->path, &info, packet, max_size, &written_data, flags,
+                                               stream_id, vecs, count, ts);
     if (n < 0) {
       switch (n) {
         case NGTCP2_ERR_STREAM_DATA_BLOCKED:
-          stream->blocked = true;
-          stream->queued = false;
-          sendable_.pop_front();
+          if (http3_) {
+            nghttp3_conn_block_stream(http3_->get(), stream_id);
+          } else {
+            stream->blocked = true;
+            stream->queued = false;
+            sendable_.pop_front();
+          }
           continue;
         case NGTCP2_ERR_STREAM_SHUT_WR:
         case NGTCP2_ERR_STREAM_NOT_FOUND:
-          stream->queued = false;
-          sendable_.pop_front();
+          if (http3_) {
+            nghttp3_conn_shutdown_stream_write(http3_->get(), stream_id);
+          } else {
+            stream->queued = false;
+            sendable_.pop_front();
+          }
           continue;
         case NGTCP2_ERR_WRITE_MORE:
-          stream->send.MarkSent(written_data);
-          if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && stream->send.unsent_bytes() == 0) stream->fin_sent = true;
-          // Rotate so many streams share the packets fairly.
-          sendable_.pop_front();
-          stream->queued = false;
-          MarkSendable(stream);
+          if (http3_) {
+            if (int rv = nghttp3_conn_add_write_offset(http3_->get(), stream_id, written_data); rv != 0) {
+              FailHttp3(rv);
+              return NGTCP2_ERR_CALLBACK_FAILURE;
+            }
+          } else {
+            stream->send.MarkSent(written_data);
+            if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && stream->send.unsent_bytes() == 0) stream->fin_sent = true;
+            // Rotate so many streams share the packets fairly.
+            sendable_.pop_front();
+            stream->queued = false;
+            MarkSendable(stream);
+          }
           continue;
         default:
-          HandleLibraryError(static_cast<int>(n));
-          return;
+          return static_cast<int>(n);
       }
     }
-    if (written_data >= 0 && stream) {
-      stream->send.MarkSent(written_data);
-      if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && stream->send.unsent_bytes() == 0) stream->fin_sent = true;
+    if (written_data >= 0) {
+      if (http3_) {
+        if (int rv = nghttp3_conn_add_write_offset(http3_->get(), stream_id, written_data); rv != 0) {
+          FailHttp3(rv);
+          return NGTCP2_ERR_CALLBACK_FAILURE;
+        }
+      } else if (stream) {
+        stream->send.MarkSent(written_data);
+        if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && stream->send.unsent_bytes() == 0) stream->fin_sent = true;
+      }
     }
     if (n == 0) break;
-    engine_->Send(packet, n, ps.path.remote.addr);
+    engine_->Send(packet, n, ps->path.remote.addr);
     sent++;
     if (sent == kMaxPacketsPerFlush) MarkDirty();  // more may be waiting: continue next turn
   }
-  ngtcp2_conn_update_pkt_tx_time(conn_, ts);
-  ScheduleTimer();
+  return 0;
 }
 
 void Connection::ScheduleTimer() {
@@ -594,11 +747,18 @@ void Connection::HandleLibraryError(int error) {
     default: {
       ngtcp2_ccerr ccerr;
       ngtcp2_ccerr_default(&ccerr);
-      ngtcp2_ccerr_set_liberr(&ccerr, error, nullptr, 0);
+      if (http3_failed_) {
+        ccerr = close_error_;
+        info.application = true;
+        info.error_code = "ERR_QUIC_HTTP3";
+        info.error_message = "HTTP/3 protocol error " + std::to_string(ccerr.error_code);
+      } else {
+        ngtcp2_ccerr_set_liberr(&ccerr, error, nullptr, 0);
+        info.error_code = "ERR_QUIC_PROTOCOL";
+        info.error_message = std::string("QUIC protocol error: ") + ngtcp2_strerror(error);
+      }
       SendConnectionClose(ccerr);
       info.quic_code = ccerr.error_code;
-      info.error_code = "ERR_QUIC_PROTOCOL";
-      info.error_message = std::string("QUIC protocol error: ") + ngtcp2_strerror(error);
       break;
     }
   }
@@ -734,6 +894,15 @@ void Connection::DeliverEvents(Napi::Env env) {
         args.push_back(info);
         break;
       }
+      case EventType::kHeaders: {
+        Napi::Array headers = Napi::Array::New(env, event.headers.size());
+        for (uint32_t i = 0; i < event.headers.size(); i++) headers.Set(i, event.headers[i]);
+        args.push_back(Napi::String::New(env, "headers"));
+        args.push_back(BigIntOf(env, event.stream_id));
+        args.push_back(headers);
+        args.push_back(Napi::Boolean::New(env, event.flag));
+        break;
+      }
       case EventType::kConnection:
         break;
     }
@@ -787,7 +956,12 @@ Napi::Value Connection::Write(const Napi::CallbackInfo& info) {
     stream->send.Append(bytes.Data(), bytes.ByteLength());
   }
   if (info[2].ToBoolean()) stream->fin_requested = true;
-  MarkSendable(stream);
+  if (http3_) {
+    http3_->Resume(stream->id);
+    MarkDirty();
+  } else {
+    MarkSendable(stream);
+  }
   uint64_t buffered = stream->send.buffered_bytes();
   stream->drain_wanted = buffered >= kDrainThreshold;
   return Napi::Number::New(env, static_cast<double>(buffered >= kDrainThreshold ? buffered : 0));
@@ -819,6 +993,11 @@ void Connection::Close(const Napi::CallbackInfo& info) {
   ngtcp2_ccerr_set_application_error(&close_error_, code, reinterpret_cast<const uint8_t*>(close_reason_.data()),
                                      close_reason_.size());
   close_requested_ = true;
+  if (http3_ && state_ == State::kEstablished) {
+    http3_->Shutdown();  // GOAWAY first
+    ngtcp2_ccerr_set_application_error(&close_error_, code == 0 ? NGHTTP3_H3_NO_ERROR : code,
+                                       reinterpret_cast<const uint8_t*>(close_reason_.data()), close_reason_.size());
+  }
   if (state_ == State::kHandshaking) {
     // Nothing can be delivered gracefully before the handshake: close now.
     SendConnectionClose(close_error_);
@@ -852,6 +1031,55 @@ void Connection::SetWantKeylog(const Napi::CallbackInfo& info) {
   } else {
     tls_->set_keylog_handler(nullptr);
   }
+}
+
+namespace {
+std::vector<std::string> HeaderList(const Napi::Value& value) {
+  std::vector<std::string> headers;
+  Napi::Array list = value.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); i++) headers.push_back(list.Get(i).As<Napi::String>());
+  return headers;
+}
+}  // namespace
+
+// submitRequest(headers: string[] as name/value pairs) -> stream id, or null while the peer's
+// stream limit is reached. The body is written with write() like any stream.
+Napi::Value Connection::SubmitRequest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ThrowIfFinished(env);
+  if (!http3_ && !StartHttp3()) {
+    if (!http3_wanted_ || state_ != State::kHandshaking) {
+      ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_HTTP3_UNAVAILABLE", "HTTP/3 is not available on this connection");
+    }
+    return env.Null();  // HTTP/3 starts at the handshake; JS retries on 'streamsAvailable'
+  }
+  int64_t id = -1;
+  int rv = ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr);
+  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return env.Null();
+  if (rv != 0) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_STREAM_OPEN", ngtcp2_strerror(rv));
+  auto stream = std::make_unique<Stream>();
+  stream->id = id;
+  stream->local = true;
+  stream->announced = true;
+  stream->early = state_ == State::kHandshaking;
+  stream->request_headers = HeaderList(info[0]);
+  if ((rv = http3_->SubmitRequest(id, stream->request_headers, true)) != 0) {
+    ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_HTTP3", nghttp3_strerror(rv));
+  }
+  streams_.emplace(id, std::move(stream));
+  MarkDirty();
+  return BigIntOf(env, id);
+}
+
+// submitResponse(streamId, headers)
+void Connection::SubmitResponse(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ThrowIfFinished(env);
+  int64_t id = StreamIdArg(info, 0);
+  if (!http3_ || !FindStream(id)) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_STREAM_CLOSED", "the stream is closed");
+  int rv = http3_->SubmitResponse(id, HeaderList(info[1]), true);
+  if (rv != 0) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_HTTP3", nghttp3_strerror(rv));
+  MarkDirty();
 }
 
 Napi::Value Connection::GetInfo(const Napi::CallbackInfo& info) {

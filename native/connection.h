@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common.h"
+#include "http3_session.h"
 #include "ssl_config.h"
 #include "stream_buffer.h"
 #include "tls_session.h"
@@ -46,7 +47,7 @@ struct ClientOptions {
   bool want_keylog = false;
 };
 
-class Connection : public Napi::ObjectWrap<Connection> {
+class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Host {
  public:
   static Napi::Function Init(Napi::Env env);
   explicit Connection(const Napi::CallbackInfo& info);
@@ -87,11 +88,12 @@ class Connection : public Napi::ObjectWrap<Connection> {
     bool queued = false;       // present in sendable_
     bool drain_wanted = false; // JS holds a write callback until the buffer drains
     uint64_t received = 0;
+    std::vector<std::string> request_headers;  // HTTP/3 client: resubmitted after 0-RTT rejection
   };
 
   enum class EventType {
     kConnection, kHandshake, kStreamOpen, kStreamData, kStreamReset, kStreamClose, kStreamDrain,
-    kStreamsAvailable, kTicket, kEarlyDataRejected, kKeylog, kClose
+    kStreamsAvailable, kTicket, kEarlyDataRejected, kKeylog, kClose, kHeaders
   };
   struct Event {
     EventType type;
@@ -100,6 +102,7 @@ class Connection : public Napi::ObjectWrap<Connection> {
     bool flag = false;
     std::string data;
     std::string extra;
+    std::vector<std::string> headers;
   };
 
   // Why the connection ended, for the 'close' event and for errors.
@@ -122,6 +125,21 @@ class Connection : public Napi::ObjectWrap<Connection> {
   void SetWantTickets(const Napi::CallbackInfo& info);
   void SetWantKeylog(const Napi::CallbackInfo& info);
   Napi::Value GetInfo(const Napi::CallbackInfo& info);
+  Napi::Value SubmitRequest(const Napi::CallbackInfo& info);
+  void SubmitResponse(const Napi::CallbackInfo& info);
+
+  // Http3Session::Host
+  ngtcp2_conn* quic() override { return conn_; }
+  StreamBuffer* Body(int64_t stream_id, bool* ended) override;
+  void OnHeaders(int64_t stream_id, std::vector<std::string> headers, bool trailers) override;
+  void OnBodyData(int64_t stream_id, const uint8_t* data, size_t length) override;
+  void OnEndStream(int64_t stream_id) override;
+  void OnHttp3StreamClose(int64_t stream_id, uint64_t code) override {}
+  void Credit(int64_t stream_id, size_t bytes) override;
+  // Starts HTTP/3 once the ALPN is h3 and the peer allows its three unidirectional streams.
+  bool StartHttp3();
+  void QueueData(int64_t stream_id, const uint8_t* data, size_t length, bool fin);
+  int WritePackets(uint8_t* packet, size_t max_size, ngtcp2_path_storage* ps, uint64_t ts);
 
   // ngtcp2 callbacks (user_data is the Connection).
   static ngtcp2_conn* GetConn(ngtcp2_crypto_conn_ref* ref);
@@ -141,6 +159,7 @@ class Connection : public Napi::ObjectWrap<Connection> {
   static int StreamStopSending(ngtcp2_conn* conn, int64_t stream_id, uint64_t app_error_code,
                                void* self, void* stream_data);
   static int ExtendMaxLocalStreams(ngtcp2_conn* conn, uint64_t max_streams, void* self);
+  static int ExtendMaxRemoteStreamsBidi(ngtcp2_conn* conn, uint64_t max_streams, void* self);
   static int ExtendMaxStreamData(ngtcp2_conn* conn, int64_t stream_id, uint64_t max_data, void* self,
                                  void* stream_data);
   static void OnTimer(uv_timer_t* timer);
@@ -162,6 +181,7 @@ class Connection : public Napi::ObjectWrap<Connection> {
   bool HasUnackedData() const;
   void ScheduleTimer();
   void HandleLibraryError(int error);
+  void FailHttp3(int error);
   void SendConnectionClose(const ngtcp2_ccerr& error);
   void Finish(CloseInfo info);
   void ThrowIfFinished(Napi::Env env) const;
@@ -184,6 +204,9 @@ class Connection : public Napi::ObjectWrap<Connection> {
   std::deque<Event> events_;
   bool streams_available_queued_ = false;
 
+  std::unique_ptr<Http3Session> http3_;
+  bool http3_wanted_ = false;  // client offered only h3
+  bool http3_failed_ = false;  // close_error_ holds the HTTP/3 error to send
   bool early_attempted_ = false;
   bool early_rejected_ = false;
   bool want_tickets_ = false;

@@ -19,6 +19,8 @@ class StreamBuffer {
   void MarkSent(uint64_t length) { sent_ += length; }
   // ngtcp2 reports acknowledgements as a growing contiguous prefix.
   void Acknowledge(uint64_t offset, uint64_t length);
+  // nghttp3 reports acknowledged body bytes as a count, in order.
+  void AcknowledgeBytes(uint64_t length) { Acknowledge(acked_, length); }
   // After 0-RTT rejection nothing was received: resend everything still buffered.
   void Rewind() { sent_ = acked_; }
 
