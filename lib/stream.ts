@@ -39,8 +39,14 @@ export class Stream extends Duplex {
     this.local = options.local;
     this.unidirectional = options.unidirectional;
     this.early = options.early;
-    // A unidirectional stream has only one direction: end the other one right away.
-    if (this.unidirectional && this.local) this.push(null);
+    // A unidirectional stream has only one direction: end the other one right away. The empty
+    // readable side of a local one is also consumed (resume), so it reports 'end' by itself:
+    // otherwise readableEnded stays false forever, the stream never auto-destroys, and a
+    // connection close later treats the finished stream as aborted ('error' nobody expects).
+    if (this.unidirectional && this.local) {
+      this.push(null);
+      this.resume();
+    }
     if (this.unidirectional && !this.local) this.end();
   }
 

@@ -1,0 +1,250 @@
+// The `quicket` command: `get` (an HTTP/3 client that keeps session tickets) and `serve` (a static
+// HTTP/3 file server). Built on the public API only.
+import { Command } from 'commander';
+import dns from 'node:dns/promises';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+import { Engine } from './engine';
+import { Http3Request, Http3Response, Http3Server, request } from './http3';
+import { SslConfig } from './ssl-config';
+
+const ms = (from: bigint): number => Math.round(Number(process.hrtime.bigint() - from) / 1e4) / 100;
+
+/** Writes a file so that readers see the old or the new content, never half of one. */
+function writeAtomically(file: string, data: Buffer): void {
+  const temporary = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(temporary, data, { mode: 0o600 });
+  fs.renameSync(temporary, file);
+}
+
+interface GetOptions {
+  ca?: string;
+  insecure?: boolean;
+  ticketFile?: string;
+  output?: string;
+  verbose?: boolean;
+}
+
+async function get(url: string, options: GetOptions): Promise<void> {
+  const started = process.hrtime.bigint();
+  let target: URL;
+  try {
+    target = new URL(url);
+  } catch {
+    throw new Error(`not a URL: ${url}`);
+  }
+  if (target.protocol !== 'https:') throw new Error(`only https:// URLs are supported: ${url}`);
+  if (options.ca && options.insecure) throw new Error('--ca and --insecure exclude each other');
+  const servername = target.hostname.replace(/^\[|\]$/g, '');
+  const host = net.isIP(servername) || servername === 'localhost' ? servername : (await dns.lookup(servername)).address;
+  const port = Number(target.port || 443);
+  const ssl = new SslConfig({
+    alpn: ['h3'],
+    ca: options.ca ? fs.readFileSync(options.ca) : undefined,
+    rejectUnauthorized: !options.insecure,
+  });
+  const ticket = options.ticketFile && fs.existsSync(options.ticketFile) ? fs.readFileSync(options.ticketFile) : undefined;
+  const engine = new Engine();
+  try {
+    const connection = engine.connect({ host, port, servername, ssl, ticket });
+    let newest: Buffer | undefined;
+    let ticketArrived: () => void = () => {};
+    const gotTicket = new Promise<void>((resolve) => (ticketArrived = resolve));
+    if (options.ticketFile) {
+      connection.on('ticket', (fresh: Buffer) => {
+        newest = fresh;
+        ticketArrived();
+      });
+    }
+    connection.on('ticketRejected', (reason) => options.verbose && process.stderr.write(`ticket not used: ${reason}\n`));
+    // Issued in the same tick as connect(): with a ticket this request is 0-RTT.
+    const responsePromise = request(connection, { path: `${target.pathname}${target.search}` });
+    const info = await connection.handshake;
+    const handshakeMs = ms(started);
+    const response = await responsePromise;
+    const firstByteMs = ms(started);
+    let bytes = 0;
+    const sink = options.output ? fs.createWriteStream(options.output) : process.stdout;
+    const counter = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        bytes += chunk.length;
+        if (sink.write(chunk)) callback();
+        else sink.once('drain', () => callback());
+      },
+      final(callback) {
+        if (sink === process.stdout) callback();
+        else (sink as fs.WriteStream).end(callback);
+      },
+    });
+    await pipeline(response.body, counter);
+    const totalMs = ms(started);
+    if (options.ticketFile) {
+      // The server sends tickets right after the handshake; allow a moment if none came yet.
+      if (!newest) await Promise.race([gotTicket, new Promise((resolve) => setTimeout(resolve, 200))]);
+      if (newest) writeAtomically(options.ticketFile, newest);
+    }
+    await connection.close();
+    if (options.verbose) {
+      process.stderr.write(`${JSON.stringify({
+        status: response.status,
+        bytes,
+        resumed: info.resumed,
+        earlyData: info.earlyData,
+        alpn: info.alpn,
+        timings: { handshakeMs, firstByteMs, totalMs },
+      })}\n`);
+    }
+    if (response.status < 200 || response.status > 299) {
+      process.stderr.write(`quicket: ${url} answered ${response.status}\n`);
+      process.exitCode = 22;
+    }
+  } finally {
+    await engine.close();
+  }
+}
+
+interface ServeOptions {
+  cert: string;
+  key: string;
+  host: string;
+  port: string;
+  earlyData?: boolean;
+  ticketKeysFile?: string;
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.json': 'application/json',
+  '.js': 'text/javascript',
+  '.css': 'text/css',
+};
+
+/** Maps a request path to a file inside root, or gives the status to answer with. */
+export function resolveStaticPath(root: string, requestPath: string): { file: string } | { status: number } {
+  const pathname = requestPath.split('?')[0];
+  if (!pathname.startsWith('/')) return { status: 400 };
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(pathname);
+  } catch {
+    return { status: 400 };
+  }
+  if (decoded.includes('\0')) return { status: 400 };
+  const file = path.resolve(root, `.${path.posix.normalize(decoded)}`);
+  if (file !== root && !file.startsWith(root + path.sep)) return { status: 403 };
+  let real: string;
+  try {
+    real = fs.realpathSync(file);
+  } catch {
+    return { status: 404 };
+  }
+  // A symbolic link must not lead outside the served directory either.
+  if (real !== root && !real.startsWith(root + path.sep)) return { status: 403 };
+  const stat = fs.statSync(real);
+  if (stat.isDirectory()) {
+    const index = path.join(real, 'index.html');
+    return fs.existsSync(index) ? { file: index } : { status: 404 };
+  }
+  return stat.isFile() ? { file: real } : { status: 404 };
+}
+
+async function serve(directory: string, options: ServeOptions): Promise<void> {
+  const root = fs.realpathSync(directory);
+  const ticketKeys = options.ticketKeysFile ? fs.readFileSync(options.ticketKeysFile) : undefined;
+  const ssl = new SslConfig({
+    alpn: ['h3'],
+    cert: fs.readFileSync(options.cert),
+    key: fs.readFileSync(options.key),
+    earlyData: Boolean(options.earlyData),
+    ticketKeys,
+  });
+  const server = new Http3Server({ ssl }, (req: Http3Request, res: Http3Response) => {
+    handleStatic(root, req, res);
+  });
+  const address = await server.listen({ host: options.host, port: Number(options.port) });
+  process.stdout.write(`${JSON.stringify({ address: address.address, port: address.port, family: address.family })}\n`);
+  const stop = (): void => {
+    server.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+function handleStatic(root: string, req: Http3Request, res: Http3Response): void {
+  let bytes = 0;
+  const log = (status: number): void => {
+    process.stdout.write(`${JSON.stringify({
+      method: req.method,
+      path: req.path,
+      status,
+      bytes,
+      early: req.early,
+      resumed: req.connection.resumed,
+    })}\n`);
+  };
+  const fail = (status: number, extra: Record<string, string> = {}): void => {
+    const body = `${status}\n`;
+    bytes = body.length;
+    res.writeHead(status, { 'content-type': 'text/plain', ...extra });
+    res.end(req.method === 'HEAD' ? undefined : body);
+    log(status);
+  };
+  req.resume();
+  res.on('error', () => {});
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    fail(405, { allow: 'GET, HEAD' });
+    return;
+  }
+  const found = resolveStaticPath(root, req.path);
+  if ('status' in found) {
+    fail(found.status);
+    return;
+  }
+  const size = fs.statSync(found.file).size;
+  res.writeHead(200, {
+    'content-type': CONTENT_TYPES[path.extname(found.file)] ?? 'application/octet-stream',
+    'content-length': size,
+  });
+  if (req.method === 'HEAD') {
+    res.end();
+    log(200);
+    return;
+  }
+  const file = fs.createReadStream(found.file);
+  file.on('data', (chunk) => (bytes += chunk.length));
+  pipeline(file, res).then(
+    () => log(200),
+    () => log(500),
+  );
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command('quicket').description('HTTP/3 over quicket, with session tickets and 0-RTT');
+  program
+    .command('get')
+    .description('HTTP/3 GET; with --ticket-file, resume (and send the request as 0-RTT) from a stored ticket')
+    .argument('<url>', 'https:// URL')
+    .option('--ca <file>', 'PEM roots to verify the server (default: system roots)')
+    .option('--insecure', 'do not verify the server certificate')
+    .option('--ticket-file <file>', 'read a session ticket from, and write the newest one to, this file')
+    .option('-o, --output <file>', 'write the body to this file instead of stdout')
+    .option('--verbose', 'end with one JSON line of facts on stderr')
+    .action(get);
+  program
+    .command('serve')
+    .description('serve a directory over HTTP/3 (never anything outside it)')
+    .argument('<dir>', 'directory to serve')
+    .requiredOption('--cert <file>', 'PEM certificate chain')
+    .requiredOption('--key <file>', 'PEM private key')
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('--port <port>', 'UDP port (0 picks a free one)', '4433')
+    .option('--early-data', 'accept 0-RTT requests')
+    .option('--ticket-keys-file <file>', '64-byte ticket key shared by servers that resume each other\'s tickets')
+    .action(serve);
+  await program.parseAsync(argv);
+}
