@@ -150,12 +150,23 @@ export class Http3Server extends EventEmitter {
     return this.engine.address();
   }
 
-  /** Sends GOAWAY on every connection, waits for them, then closes the socket. */
-  close(): Promise<void> {
-    return this.engine.close();
+  /**
+   * Closes gracefully: every connection gets GOAWAY and finishes what it was sending (for at
+   * most `timeout` ms), then the socket closes.
+   */
+  async close(timeout = 5000): Promise<void> {
+    const graceful = Promise.all([...this.#connections].map((connection) => connection.close()));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([graceful, new Promise((resolve) => (timer = setTimeout(resolve, timeout)))]);
+    clearTimeout(timer);
+    await this.engine.close();
   }
 
+  #connections = new Set<Connection>();
+
   #serve(connection: Connection): void {
+    this.#connections.add(connection);
+    connection.once('close', () => this.#connections.delete(connection));
     this.emit('connection', connection);
     connection.on('stream', (stream: Stream) => {
       stream.once(kHeadersEvent, (pairs: string[]) => {

@@ -71,8 +71,11 @@ step_install() {
   done
   cd "$app"
   npm init -y >/dev/null
-  PATH="$stubs:$PATH" npm_config_build_from_source=false \
-    npm install --offline=false --no-audit --no-fund --ignore-scripts=false "$tgz"
+  unset npm_config_build_from_source  # (node-gyp-build: use the prebuild)
+  PATH="$stubs:$PATH" npm install --offline=false --no-audit --no-fund --ignore-scripts=false \
+    --foreground-scripts "$tgz" 2>&1 | tee "$TMP/install.log"
+  # npm 11 warns about dependencies' install scripts (and may come to skip them): either way no compiling.
+  grep -q '> quicket@.* install' "$TMP/install.log" || echo "note: npm did not run quicket's install script"
   if [ -f "$stubs/used" ]; then echo "install tried to compile:"; cat "$stubs/used"; return 1; fi
   [ ! -e node_modules/quicket/build ] || { echo "node_modules/quicket/build exists"; return 1; }
   ls node_modules/quicket/prebuilds/linux-x64/*.node
