@@ -67,8 +67,15 @@ export class Http3Request extends Readable {
       if (!this.push(chunk)) stream.pause();
     });
     stream.on('end', () => this.push(null));
-    stream.on('error', (error) => this.destroy(error));
+    // Like node:http, a request the client aborts is not a server crash: 'error' only if listened for.
+    stream.on('error', (error) => {
+      this.aborted = true;
+      this.destroy(this.listenerCount('error') > 0 ? error : undefined);
+    });
   }
+
+  /** The client reset the request before it completed. */
+  aborted = false;
 
   override _read(): void {
     this.stream.resume();
@@ -87,7 +94,7 @@ export class Http3Response extends Writable {
     super();
     this.#stream = stream;
     this.#connection = connection;
-    stream.on('error', (error) => this.destroy(error));
+    stream.on('error', (error) => this.destroy(this.listenerCount('error') > 0 ? error : undefined));
   }
 
   get headersSent(): boolean {
@@ -169,6 +176,8 @@ export class Http3Server extends EventEmitter {
     connection.once('close', () => this.#connections.delete(connection));
     this.emit('connection', connection);
     connection.on('stream', (stream: Stream) => {
+      // Malformed or aborted requests die here without a handler ever seeing them.
+      stream.on('error', () => {});
       stream.once(kHeadersEvent, (pairs: string[]) => {
         this.emit('request', new Http3Request(stream, connection, pairs), new Http3Response(stream, connection));
       });

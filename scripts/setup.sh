@@ -64,5 +64,6 @@ if ! have_all_packages; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q -t bookworm-backports $DEB_PACKAGES
 fi
 
-npm ci --no-audit --no-fund
+# Dependencies only: the addon itself is built once, below (the install script would build it again).
+npm ci --no-audit --no-fund --ignore-scripts
 npm run build
