@@ -12,7 +12,7 @@ namespace quicket {
 
 namespace {
 constexpr size_t kCidLength = 18;
-constexpr size_t kMaxPacketsPerFlush = 64;
+constexpr size_t kMaxPacketsPerFlush = 128;
 constexpr size_t kMaxPacketSize = 1500;
 // JS gets a 'drain' for a stream once its unacknowledged bytes fall below this.
 constexpr uint64_t kDrainThreshold = 1024 * 1024;
@@ -27,6 +27,14 @@ void RandomCid(ngtcp2_cid* cid, size_t length) {
 }
 
 Napi::Value BigIntOf(Napi::Env env, int64_t value) { return Napi::BigInt::New(env, value); }
+
+// Hands received bytes to JS without copying them again when they are worth it.
+Napi::Value TakeBuffer(Napi::Env env, std::string* bytes) {
+  if (bytes->size() < 4096) return Napi::Buffer<char>::Copy(env, bytes->data(), bytes->size());
+  auto* owned = new std::string(std::move(*bytes));
+  return Napi::Buffer<char>::New(env, owned->data(), owned->size(),
+                                 [](Napi::Env, char*, std::string* data) { delete data; }, owned);
+}
 
 int64_t StreamIdArg(const Napi::CallbackInfo& info, size_t index) {
   bool lossless = false;
@@ -552,12 +560,10 @@ bool Connection::HasUnackedData() const {
 
 void Connection::Flush() {
   if (state_ == State::kFinished || state_ == State::kTerminated || !conn_) return;
-  uint8_t packet[kMaxPacketSize];
-  size_t max_size = std::min<size_t>(ngtcp2_conn_get_max_tx_udp_payload_size(conn_), sizeof(packet));
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_zero(&ps);
   uint64_t ts = Now();
-  int rv = WritePackets(packet, max_size, &ps, ts);
+  int rv = WritePackets(&ps, ts);
   if (rv != 0) {
     HandleLibraryError(rv);
     return;
@@ -577,8 +583,21 @@ void Connection::Flush() {
 
 // Writes up to kMaxPacketsPerFlush packets; stream data comes from nghttp3 for HTTP/3, else from
 // the streams' own buffers, round-robin. Returns 0 or a fatal ngtcp2/nghttp3 error.
-int Connection::WritePackets(uint8_t* packet, size_t max_size, ngtcp2_path_storage* ps, uint64_t ts) {
+int Connection::WritePackets(ngtcp2_path_storage* ps, uint64_t ts) {
+  // Packets are written back to back into one buffer and leave in GSO batches: equal-sized
+  // packets, the last of a batch possibly shorter.
+  uint8_t* batch = engine_->send_buffer();
+  size_t packet_size = ngtcp2_conn_get_max_tx_udp_payload_size(conn_);
+  size_t batched = 0;
+  size_t segment = 0;
+  auto send_batch = [&] {
+    if (batched > 0) engine_->SendBatch(batch, batched, segment, ps->path.remote.addr);
+    batched = 0;
+    segment = 0;
+  };
   for (size_t sent = 0; sent < kMaxPacketsPerFlush;) {
+    uint8_t* packet = batch + batched;
+    size_t max_size = std::min(packet_size, Engine::kSendBufferSize - batched);
     ngtcp2_vec vecs[16];
     size_t count = 0;
     uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
@@ -659,10 +678,20 @@ int Connection::WritePackets(uint8_t* packet, size_t max_size, ngtcp2_path_stora
       }
     }
     if (n == 0) break;
-    engine_->Send(packet, n, ps->path.remote.addr);
     sent++;
+    if (segment != 0 && static_cast<size_t>(n) > segment) {
+      // Only the last packet of a batch may differ: this one starts the next batch.
+      engine_->SendBatch(batch, batched, segment, ps->path.remote.addr);
+      memmove(batch, packet, n);
+      batched = 0;
+      segment = 0;
+    }
+    if (segment == 0) segment = n;
+    batched += n;
+    if (static_cast<size_t>(n) < segment || Engine::kSendBufferSize - batched < packet_size) send_batch();
     if (sent == kMaxPacketsPerFlush) MarkDirty();  // more may be waiting: continue next turn
   }
+  send_batch();
   return 0;
 }
 
@@ -825,6 +854,7 @@ void Connection::DeliverEvents(Napi::Env env) {
       continue;
     }
     if (owner_.IsEmpty()) continue;
+    size_t data_length = event.data.size();  // the bytes may be handed to JS below
     std::vector<napi_value> args{owner_.Value()};
     switch (event.type) {
       case EventType::kHandshake: {
@@ -845,7 +875,7 @@ void Connection::DeliverEvents(Napi::Env env) {
       case EventType::kStreamData:
         args.push_back(Napi::String::New(env, "streamData"));
         args.push_back(BigIntOf(env, event.stream_id));
-        args.push_back(Napi::Buffer<char>::Copy(env, event.data.data(), event.data.size()));
+        args.push_back(TakeBuffer(env, &event.data));
         args.push_back(Napi::Boolean::New(env, event.flag));
         break;
       case EventType::kStreamReset:
@@ -911,8 +941,8 @@ void Connection::DeliverEvents(Napi::Env env) {
       // Stream data the JS side took without backpressure is credited back to the peer at once.
       if (event.type == EventType::kStreamData && result.IsBoolean() && result.As<Napi::Boolean>() && conn_ &&
           state_ != State::kFinished) {
-        ngtcp2_conn_extend_max_stream_offset(conn_, event.stream_id, event.data.size());
-        ngtcp2_conn_extend_max_offset(conn_, event.data.size());
+        ngtcp2_conn_extend_max_stream_offset(conn_, event.stream_id, data_length);
+        ngtcp2_conn_extend_max_offset(conn_, data_length);
         MarkDirty();
       }
     } catch (const Napi::Error& error) {

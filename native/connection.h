@@ -139,7 +139,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   // Starts HTTP/3 once the ALPN is h3 and the peer allows its three unidirectional streams.
   bool StartHttp3();
   void QueueData(int64_t stream_id, const uint8_t* data, size_t length, bool fin);
-  int WritePackets(uint8_t* packet, size_t max_size, ngtcp2_path_storage* ps, uint64_t ts);
+  int WritePackets(ngtcp2_path_storage* ps, uint64_t ts);
 
   // ngtcp2 callbacks (user_data is the Connection).
   static ngtcp2_conn* GetConn(ngtcp2_crypto_conn_ref* ref);

@@ -280,6 +280,10 @@ void Engine::Send(const uint8_t* data, size_t length, const sockaddr* remote) {
   if (socket_) socket_->Send(data, length, remote);
 }
 
+void Engine::SendBatch(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote) {
+  if (socket_) socket_->SendBatch(data, length, segment, remote);
+}
+
 void Engine::ReportCallbackException(const Napi::Error& error) {
   pending_exceptions_.push_back(Napi::Reference<Napi::Value>::New(error.Value(), 1));
 }

@@ -37,6 +37,10 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   // The connection has released its state; forget every route and reference to it.
   void Forget(Connection* connection);
   void Send(const uint8_t* data, size_t length, const sockaddr* remote);
+  void SendBatch(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote);
+  // Scratch space for one GSO batch; flushes run one at a time, so connections share it.
+  static constexpr size_t kSendBufferSize = 64 * 1024;
+  uint8_t* send_buffer() { return send_buffer_.get(); }
   const uint8_t* reset_secret() const { return reset_secret_; }
   Napi::AsyncContext& async_context() { return *async_context_; }
   uv_loop_t* loop() const { return loop_; }
@@ -79,6 +83,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   std::string ticket_key_;  // the SslConfig key bound to this engine's transport settings
   TransportOptions transport_;
   uint8_t reset_secret_[32];
+  std::unique_ptr<uint8_t[]> send_buffer_{new uint8_t[kSendBufferSize]};
 
   std::unordered_map<std::string, Connection*> routes_;     // CID bytes -> connection
   std::unordered_map<Connection*, Napi::ObjectReference> connections_;
