@@ -84,7 +84,7 @@ void Connection::FillCallbacks(ngtcp2_callbacks* callbacks, bool server) {
     callbacks->client_initial = ngtcp2_crypto_client_initial_cb;
     callbacks->recv_retry = ngtcp2_crypto_recv_retry_cb;
   }
-  callbacks->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+  callbacks->recv_crypto_data = ReceiveCryptoData;
   callbacks->encrypt = ngtcp2_crypto_encrypt_cb;
   callbacks->decrypt = ngtcp2_crypto_decrypt_cb;
   callbacks->hp_mask = ngtcp2_crypto_hp_mask_cb;
@@ -199,7 +199,6 @@ std::string Connection::InitServer(Engine* engine, std::shared_ptr<SslContext> s
   std::string error = tls_->InitServer(ticket_key);
   if (!error.empty()) return error;
   ngtcp2_conn_set_tls_native_handle(conn_, tls_->session());
-  Queue({EventType::kConnection});
   return "";
 }
 
@@ -228,6 +227,17 @@ int Connection::RemoveConnectionId(ngtcp2_conn*, const ngtcp2_cid* cid, void* us
   auto* self = static_cast<Connection*>(user);
   self->engine_->RemoveConnectionId(*cid);
   return 0;
+}
+
+int Connection::ReceiveCryptoData(ngtcp2_conn* conn, ngtcp2_encryption_level level, uint64_t offset,
+                                  const uint8_t* data, size_t datalen, void* user) {
+  auto* self = static_cast<Connection*>(user);
+  // JS hears of a server connection only once the client's Initial has decrypted.
+  if (self->server_ && !self->peer_verified_) {
+    self->peer_verified_ = true;
+    self->Queue({EventType::kConnection});
+  }
+  return ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data, datalen, user);
 }
 
 int Connection::HandshakeCompleted(ngtcp2_conn*, void* user) {
@@ -767,7 +777,7 @@ void Connection::HandleLibraryError(int error) {
       ngtcp2_ccerr_set_tls_alert(&ccerr, alert, nullptr, 0);
       SendConnectionClose(ccerr);
       info.quic_code = ccerr.error_code;
-      if (!tls_->VerificationFailure(&info.error_code, &info.error_message)) {
+      if (server_ || !tls_->VerificationFailure(&info.error_code, &info.error_message)) {
         info.error_code = alert == 120 ? "ERR_QUIC_ALPN_MISMATCH" : "ERR_QUIC_TLS_HANDSHAKE";
         info.error_message = "TLS handshake failed (alert " + std::to_string(alert) + ")";
       }

@@ -70,6 +70,8 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   // The engine is going away: send CONNECTION_CLOSE and report a local close.
   void CloseForEngineShutdown();
   bool finished() const { return state_ == State::kFinished; }
+  // Server: the client's first Initial decrypted (so this is a real QUIC client).
+  bool peer_verified() const { return peer_verified_; }
   // Releases ngtcp2/GnuTLS state and the timer; called by Engine once 'close' was delivered.
   void Terminate();
 
@@ -147,6 +149,8 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   static int GetNewConnectionId(ngtcp2_conn* conn, ngtcp2_cid* cid, uint8_t* token, size_t cidlen, void* self);
   static int RemoveConnectionId(ngtcp2_conn* conn, const ngtcp2_cid* cid, void* self);
   static int HandshakeCompleted(ngtcp2_conn* conn, void* self);
+  static int ReceiveCryptoData(ngtcp2_conn* conn, ngtcp2_encryption_level level, uint64_t offset,
+                               const uint8_t* data, size_t datalen, void* self);
   static int StreamOpened(ngtcp2_conn* conn, int64_t stream_id, void* self);
   static int ReceiveStreamData(ngtcp2_conn* conn, uint32_t flags, int64_t stream_id, uint64_t offset,
                                const uint8_t* data, size_t datalen, void* self, void* stream_data);
@@ -207,6 +211,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   std::unique_ptr<Http3Session> http3_;
   bool http3_wanted_ = false;  // client offered only h3
   bool http3_failed_ = false;  // close_error_ holds the HTTP/3 error to send
+  bool peer_verified_ = false;
   bool early_attempted_ = false;
   bool early_rejected_ = false;
   bool want_tickets_ = false;

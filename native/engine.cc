@@ -244,6 +244,8 @@ void Engine::Accept(const uint8_t* data, size_t length, const sockaddr* remote) 
     return;
   }
   connection->Receive(data, length, socket_->local_address(), remote);
+  // Garbage that merely looks like an Initial never decrypts: forget it without telling JS.
+  if (!connection->peer_verified()) connection->Terminate();
 }
 
 void Engine::AddConnectionId(const ngtcp2_cid& cid, Connection* connection) {
@@ -331,6 +333,8 @@ void Engine::Close(const Napi::CallbackInfo& info) {
   std::vector<Connection*> open;
   for (auto& [connection, reference] : connections_) open.push_back(connection);
   for (Connection* connection : open) connection->CloseForEngineShutdown();
+  // Keep the loop alive until the handles are closed and close() has resolved.
+  uv_ref(reinterpret_cast<uv_handle_t*>(idle_));
   KeepLoopSpinning();
 }
 
@@ -367,6 +371,9 @@ void Engine::HandleClosed() {
     napi_fatal_exception(env, error.Value());
   }
   close_callback_.Reset();
+  // Nothing native refers to JS any more: the engine and its owner can be collected.
+  owner_.Reset();
+  ssl_object_.Reset();
   Unref();
 }
 
