@@ -157,6 +157,8 @@ export class Connection extends EventEmitter implements StreamOwner {
     if (error !== undefined && !(error instanceof Error)) throw invalidArgType('error', 'an Error', error);
     if (error) this.#failure = error as CodedError;
     this.#native.destroy(error ? 1 : 0);
+    // Closed from now on (like socket.destroyed), although 'close' is emitted on the next turn.
+    this.#closed = true;
   }
 
   /** @internal Starts an HTTP/3 request; the returned stream carries its body. */

@@ -748,9 +748,11 @@ void Connection::HandleLibraryError(int error) {
       info.application = peer->type == NGTCP2_CCERR_TYPE_APPLICATION;
       info.reason.assign(reinterpret_cast<const char*>(peer->reason), peer->reasonlen);
       if (!info.application && peer->error_code != NGTCP2_NO_ERROR) {
-        info.error_code = peer->type == NGTCP2_CCERR_TYPE_TRANSPORT && (peer->error_code & 0xff00) == NGTCP2_CRYPTO_ERROR
-                              ? "ERR_QUIC_TLS_ALERT"
-                              : "ERR_QUIC_TRANSPORT_ERROR";
+        bool tls_alert = (peer->error_code & 0xff00) == NGTCP2_CRYPTO_ERROR;
+        // 120 is TLS's no_application_protocol: the peer shares none of our ALPN protocols.
+        info.error_code = !tls_alert                                     ? "ERR_QUIC_TRANSPORT_ERROR"
+                          : peer->error_code == (NGTCP2_CRYPTO_ERROR | 120) ? "ERR_QUIC_ALPN_MISMATCH"
+                                                                          : "ERR_QUIC_TLS_ALERT";
         info.error_message = "peer closed the connection with QUIC error " + std::to_string(peer->error_code) +
                              (info.reason.empty() ? "" : ": " + info.reason);
       }

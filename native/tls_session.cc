@@ -85,8 +85,10 @@ std::string TlsSession::InitClient(const std::string& servername,
 }
 
 std::string TlsSession::InitServer(const std::string& ticket_key) {
-  int rv = gnutls_init(&session_, GNUTLS_SERVER | GNUTLS_ENABLE_EARLY_DATA |
-                                      GNUTLS_NO_AUTO_SEND_TICKET | GNUTLS_NO_END_OF_EARLY_DATA);
+  // Without GNUTLS_ENABLE_EARLY_DATA the tickets say "no 0-RTT", so clients do not even try.
+  unsigned flags = GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET | GNUTLS_NO_END_OF_EARLY_DATA;
+  if (context_->early_data()) flags |= GNUTLS_ENABLE_EARLY_DATA;
+  int rv = gnutls_init(&session_, flags);
   if (rv != 0) return gnutls_strerror(rv);
   if ((rv = gnutls_priority_set_direct(session_, kPriority, nullptr)) != 0) return gnutls_strerror(rv);
   if (ngtcp2_crypto_gnutls_configure_server_session(session_) != 0) return "cannot configure QUIC TLS";
@@ -135,7 +137,8 @@ bool TlsSession::early_data_accepted() const {
 
 bool TlsSession::VerificationFailure(std::string* code, std::string* message) const {
   unsigned status = gnutls_session_get_verify_cert_status(session_);
-  if (status == 0) return false;
+  // (unsigned)-1: no certificate was verified (not requested, or the handshake failed first).
+  if (status == 0 || status == static_cast<unsigned>(-1)) return false;
   if (status & GNUTLS_CERT_UNEXPECTED_OWNER) {
     *code = "ERR_TLS_CERT_ALTNAME_INVALID";
   } else if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA)) {
