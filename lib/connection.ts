@@ -73,10 +73,18 @@ export class Connection extends EventEmitter implements StreamOwner {
   #rejectHandshake!: (error: Error) => void;
   #closeWaiters: Array<() => void> = [];
   #onClosed: (connection: Connection) => void;
+  #ticketSecret?: Buffer;
 
   /** @internal Created by Engine; applications use engine.connect() or the 'connection' event. */
-  constructor(server: boolean, servername: string, alpnOffered: string[], onClosed: (connection: Connection) => void) {
+  constructor(
+    server: boolean,
+    servername: string,
+    alpnOffered: string[],
+    onClosed: (connection: Connection) => void,
+    ticketSecret?: Buffer,
+  ) {
     super();
+    this.#ticketSecret = ticketSecret;
     this.#server = server;
     this.#servername = servername;
     this.#alpnOffered = alpnOffered;
@@ -238,6 +246,9 @@ export class Connection extends EventEmitter implements StreamOwner {
       case 'ticket':
         this.#emitTicket(args[0], args[1], args[2], args[3]);
         return undefined;
+      case 'ticketRejected':
+        this.emit('ticketRejected', args[0]);
+        return undefined;
       case 'earlyDataRejected':
         this.emit('earlyDataRejected');
         return undefined;
@@ -269,10 +280,10 @@ export class Connection extends EventEmitter implements StreamOwner {
     }
   }
 
-  #emitTicket(sessionData: Buffer, transportParams: Buffer, expiresSeconds: number, earlyData: boolean): void {
+  #emitTicket(sessionData: Buffer, transportParams: Buffer, lifetimeSeconds: number, earlyData: boolean): void {
     if (this.listenerCount('ticket') === 0) return;
     const issuedAt = new Date();
-    const expiresAt = new Date(expiresSeconds > 0 ? expiresSeconds * 1000 : issuedAt.getTime());
+    const expiresAt = new Date(issuedAt.getTime() + lifetimeSeconds * 1000);
     const ticket = encodeTicket({
       servername: this.#servername,
       alpn: this.#info?.alpn ?? this.#alpnOffered[0],
@@ -281,7 +292,7 @@ export class Connection extends EventEmitter implements StreamOwner {
       earlyData,
       sessionData,
       transportParams,
-    });
+    }, this.#ticketSecret);
     this.emit('ticket', ticket);
   }
 

@@ -147,7 +147,7 @@ export class Engine extends EventEmitter {
     let rejection: TicketRejectedReason | undefined;
     if (ticket !== undefined) {
       try {
-        usable = decodeTicket(ticket);
+        usable = decodeTicket(ticket, clientSsl.ticketSecret);
         if (usable.expiresAt.getTime() <= Date.now()) rejection = 'expired';
         else if (usable.servername !== name || !offered.includes(usable.alpn)) rejection = 'mismatch';
       } catch {
@@ -156,7 +156,7 @@ export class Engine extends EventEmitter {
       if (rejection) usable = undefined;
     }
 
-    const connection = new Connection(false, name, offered, (closed) => this.#connections.delete(closed));
+    const connection = new Connection(false, name, offered, (closed) => this.#connections.delete(closed), clientSsl.ticketSecret);
     const native = this.#native.connect(connection, {
       host: address,
       port,
@@ -218,7 +218,17 @@ export class Engine extends EventEmitter {
     const connection = new Connection(true, '', [...ssl.alpn], (closed) => this.#connections.delete(closed));
     connection[kAttachNative](native);
     this.#connections.add(connection);
-    this.emit('connection', connection);
+    try {
+      this.emit('connection', connection);
+    } catch (error) {
+      // A throwing 'connection' listener is the application's bug, reported like any other
+      // listener's (an uncaughtException), but native code must still get the connection back:
+      // without it the connection would never hear of its events again. (Not process.nextTick:
+      // ticks run before native code's callback scope closes, so that throw would reach it too.)
+      setImmediate(() => {
+        throw error;
+      });
+    }
     return connection;
   }
 

@@ -29,6 +29,11 @@ export interface SslConfigOptions {
   earlyData?: boolean;
   /** Server: anti-replay window in milliseconds (default 60000); see README "0-RTT and replay". */
   antiReplayWindow?: number;
+  /**
+   * Client: at least 16 secret bytes that seal the tickets this client emits (HMAC-SHA256) and
+   * that the tickets it is given must carry. Use it when others can write to the ticket store.
+   */
+  ticketSecret?: Buffer;
 }
 
 export const TICKET_KEYS_LENGTH = 64;
@@ -42,6 +47,8 @@ export class SslConfig {
   readonly alpn: readonly string[];
   readonly rejectUnauthorized: boolean;
   readonly earlyData: boolean | undefined;
+  /** @internal */
+  readonly ticketSecret: Buffer | undefined;
   /** @internal */
   readonly [kNativeSsl]: any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -73,6 +80,12 @@ export class SslConfig {
     }
     checkOptionalInteger('options.ticketLifetime', ticketLifetime, 1, 604800);
     checkOptionalInteger('options.antiReplayWindow', antiReplayWindow, 1, 604800000);
+    const { ticketSecret } = options;
+    if (ticketSecret !== undefined) {
+      if (!Buffer.isBuffer(ticketSecret)) throw invalidArgType('options.ticketSecret', 'a Buffer', ticketSecret);
+      if (ticketSecret.length < 16) throw invalidArgValue('options.ticketSecret', `must be at least 16 bytes. Received ${ticketSecret.length}`);
+    }
+    this.ticketSecret = ticketSecret === undefined ? undefined : Buffer.from(ticketSecret);
 
     this.alpn = Object.freeze([...alpn]);
     this.rejectUnauthorized = rejectUnauthorized ?? true;

@@ -2,6 +2,8 @@
 // around GnuTLS's session data and the server's 0-RTT transport parameters (a ticket alone is not
 // enough for 0-RTT: QUIC also needs the limits the server promised), plus what the client checks
 // before using it.
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
 import { codedError, invalidArgType } from './errors';
 
 export interface TicketInfo {
@@ -19,26 +21,37 @@ export interface TicketContents extends TicketInfo {
 }
 
 const MAGIC = Buffer.from('QKT');
-const VERSION = 1;
+const VERSION = 2;
 const FLAG_EARLY_DATA = 1;
+const FLAG_SEALED = 2;
+// A digest of everything before it ends the envelope, so damaged session data is 'malformed' here
+// instead of reaching GnuTLS, which can abort the process on corrupted session data. Without a
+// secret it is a SHA-256 (catches damage in storage); with the client's `ticketSecret` it is an
+// HMAC-SHA256, which also stops tickets forged by whoever can write to the ticket store.
+const DIGEST_LENGTH = 32;
+
+function digest(bytes: Buffer, secret: Buffer | undefined): Buffer {
+  return secret ? createHmac('sha256', secret).update(bytes).digest() : createHash('sha256').update(bytes).digest();
+}
 
 /** @internal */
-export function encodeTicket(contents: TicketContents): Buffer {
+export function encodeTicket(contents: TicketContents, secret?: Buffer): Buffer {
   const servername = Buffer.from(contents.servername);
   const alpn = Buffer.from(contents.alpn);
   const header = Buffer.alloc(4 + 1 + 8 + 8);
   MAGIC.copy(header, 0);
   header.writeUInt8(VERSION, 3);
-  header.writeUInt8(contents.earlyData ? FLAG_EARLY_DATA : 0, 4);
+  header.writeUInt8((contents.earlyData ? FLAG_EARLY_DATA : 0) | (secret ? FLAG_SEALED : 0), 4);
   header.writeBigUInt64BE(BigInt(contents.issuedAt.getTime()), 5);
   header.writeBigUInt64BE(BigInt(contents.expiresAt.getTime()), 13);
-  return Buffer.concat([
+  const body = Buffer.concat([
     header,
     lengthPrefixed(servername, 2),
     lengthPrefixed(alpn, 1),
     lengthPrefixed(contents.sessionData, 4),
     lengthPrefixed(contents.transportParams, 2),
   ]);
+  return Buffer.concat([body, digest(body, secret)]);
 }
 
 function lengthPrefixed(bytes: Buffer, width: 1 | 2 | 4): Buffer {
@@ -51,11 +64,16 @@ function malformed(why: string): Error {
   return codedError('ERR_QUIC_TICKET_MALFORMED', `not a quicket ticket: ${why}`);
 }
 
-/** @internal Decodes an envelope; throws ERR_QUIC_TICKET_MALFORMED for anything else. */
-export function decodeTicket(ticket: Buffer): TicketContents {
+/**
+ * @internal Decodes an envelope; throws ERR_QUIC_TICKET_MALFORMED for anything else. `secret`
+ * is the client's ticketSecret (a sealed ticket needs it, an unsealed one must not have one);
+ * `inspectOnly` skips the check of a sealed ticket's HMAC when there is no secret to check it.
+ */
+export function decodeTicket(ticket: Buffer, secret?: Buffer, inspectOnly = false): TicketContents {
   let offset = 0;
+  let end = ticket.length;
   const take = (length: number): Buffer => {
-    if (offset + length > ticket.length) throw malformed('truncated');
+    if (offset + length > end) throw malformed('truncated');
     const part = ticket.subarray(offset, offset + length);
     offset += length;
     return part;
@@ -64,15 +82,24 @@ export function decodeTicket(ticket: Buffer): TicketContents {
   if (!take(3).equals(MAGIC)) throw malformed('bad magic');
   const version = take(1)[0];
   if (version !== VERSION) throw malformed(`unsupported version ${version}`);
+  if (ticket.length < offset + 1 + DIGEST_LENGTH) throw malformed('truncated');
+  end = ticket.length - DIGEST_LENGTH;
   const flags = take(1)[0];
-  if ((flags & ~FLAG_EARLY_DATA) !== 0) throw malformed('unknown flags');
+  if ((flags & ~(FLAG_EARLY_DATA | FLAG_SEALED)) !== 0) throw malformed('unknown flags');
+  const sealed = (flags & FLAG_SEALED) !== 0;
+  if (!(inspectOnly && sealed && !secret)) {
+    if (sealed !== Boolean(secret)) throw malformed(sealed ? 'sealed with a ticketSecret this client lacks' : 'not sealed with the client\'s ticketSecret');
+    if (!timingSafeEqual(digest(ticket.subarray(0, end), secret), ticket.subarray(end))) {
+      throw malformed('damaged or forged (digest mismatch)');
+    }
+  }
   const issuedAt = Number(take(8).readBigUInt64BE(0));
   const expiresAt = Number(take(8).readBigUInt64BE(0));
   const servername = takePrefixed(2).toString();
   const alpn = takePrefixed(1).toString();
   const sessionData = Buffer.from(takePrefixed(4));
   const transportParams = Buffer.from(takePrefixed(2));
-  if (offset !== ticket.length) throw malformed('trailing bytes');
+  if (offset !== end) throw malformed('trailing bytes');
   if (sessionData.length === 0) throw malformed('no session data');
   if (!Number.isSafeInteger(issuedAt) || !Number.isSafeInteger(expiresAt) || expiresAt < issuedAt) {
     throw malformed('bad times');
@@ -92,7 +119,7 @@ export const Ticket = {
   /** What a stored ticket is for and how long it lives, without using it. */
   inspect(ticket: Buffer): TicketInfo {
     if (!Buffer.isBuffer(ticket)) throw invalidArgType('ticket', 'a Buffer', ticket);
-    const { servername, alpn, issuedAt, expiresAt, earlyData } = decodeTicket(ticket);
+    const { servername, alpn, issuedAt, expiresAt, earlyData } = decodeTicket(ticket, undefined, true);
     return { servername, alpn, issuedAt, expiresAt, earlyData };
   },
 };

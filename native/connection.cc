@@ -151,7 +151,10 @@ std::string Connection::InitClient(Engine* engine, std::shared_ptr<SslContext> s
   std::string error = tls_->InitClient(client.servername, client.alpn, client.session_data);
   if (!error.empty()) return error;
   ngtcp2_conn_set_tls_native_handle(conn_, tls_->session());
-  if (!client.session_data.empty() && !client.transport_params.empty() && client.early_data) {
+  if (tls_->session_refused()) {
+    // Damaged session data: a full handshake, and the application hears why.
+    Queue({EventType::kTicketRejected, -1, 0, false, "malformed"});
+  } else if (!client.session_data.empty() && !client.transport_params.empty() && client.early_data) {
     // The remembered server limits let streams open (and carry 0-RTT) before the handshake.
     rv = ngtcp2_conn_decode_and_set_0rtt_transport_params(
         conn_, reinterpret_cast<const uint8_t*>(client.transport_params.data()), client.transport_params.size());
@@ -160,9 +163,10 @@ std::string Connection::InitClient(Engine* engine, std::shared_ptr<SslContext> s
   http3_wanted_ = client.alpn.size() == 1 && client.alpn[0] == "h3";
   // With remembered limits HTTP/3 can start now, so requests ride the 0-RTT flight.
   if (http3_wanted_ && early_attempted_ && !StartHttp3()) return "cannot start HTTP/3";
-  tls_->set_ticket_handler([this](std::string data, uint64_t expires, bool early_data) {
-    OnTicket(std::move(data), expires, early_data);
+  tls_->set_ticket_handler([this](std::string data, uint32_t lifetime, bool early_data) {
+    OnTicket(std::move(data), lifetime, early_data);
   });
+  tls_->set_want_tickets(want_tickets_);
   if (client.want_keylog) {
     tls_->set_keylog_handler([this](std::string line) { Queue({EventType::kKeylog, -1, 0, false, std::move(line)}); });
   }
@@ -305,13 +309,13 @@ void Connection::ReplayRejectedEarlyData() {
   Queue({EventType::kEarlyDataRejected});
 }
 
-void Connection::OnTicket(std::string session_data, uint64_t expires, bool early_data) {
+void Connection::OnTicket(std::string session_data, uint32_t lifetime, bool early_data) {
   if (!want_tickets_) return;
   uint8_t params[256];
   ngtcp2_ssize length = ngtcp2_conn_encode_0rtt_transport_params(conn_, params, sizeof(params));
   Event event{EventType::kTicket};
   event.data = std::move(session_data);
-  event.code = expires;
+  event.code = lifetime;
   event.flag = early_data;
   if (length > 0) event.extra.assign(reinterpret_cast<char*>(params), length);
   Queue(std::move(event));
@@ -916,6 +920,10 @@ void Connection::DeliverEvents(Napi::Env env) {
         args.push_back(Napi::Number::New(env, static_cast<double>(event.code)));
         args.push_back(Napi::Boolean::New(env, event.flag));
         break;
+      case EventType::kTicketRejected:
+        args.push_back(Napi::String::New(env, "ticketRejected"));
+        args.push_back(Napi::String::New(env, event.data));
+        break;
       case EventType::kEarlyDataRejected:
         args.push_back(Napi::String::New(env, "earlyDataRejected"));
         break;
@@ -1064,7 +1072,10 @@ void Connection::Destroy(const Napi::CallbackInfo& info) {
   Finish(std::move(closed));
 }
 
-void Connection::SetWantTickets(const Napi::CallbackInfo& info) { want_tickets_ = info[0].ToBoolean(); }
+void Connection::SetWantTickets(const Napi::CallbackInfo& info) {
+  want_tickets_ = info[0].ToBoolean();
+  if (tls_) tls_->set_want_tickets(want_tickets_);
+}
 
 void Connection::SetWantKeylog(const Napi::CallbackInfo& info) {
   if (!tls_) return;

@@ -95,7 +95,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
 
   enum class EventType {
     kConnection, kHandshake, kStreamOpen, kStreamData, kStreamReset, kStreamClose, kStreamDrain,
-    kStreamsAvailable, kTicket, kEarlyDataRejected, kKeylog, kClose, kHeaders
+    kStreamsAvailable, kTicket, kTicketRejected, kEarlyDataRejected, kKeylog, kClose, kHeaders
   };
   struct Event {
     EventType type;
@@ -175,7 +175,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   void FillTransportParams(ngtcp2_transport_params* params, const TransportOptions& transport);
   void OnHandshakeCompleted();
   void ReplayRejectedEarlyData();
-  void OnTicket(std::string session_data, uint64_t expires, bool early_data);
+  void OnTicket(std::string session_data, uint32_t lifetime, bool early_data);
   void Queue(Event event);
   void QueueStreamOpen(Stream* stream, bool early);
   void MarkSendable(Stream* stream);

@@ -54,6 +54,7 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   Napi::Object options = info[1].As<Napi::Object>();
   if (SslConfig* ssl = SslConfig::FromValue(options.Get("ssl"))) {
     ssl_ = ssl->context();
+    ticket_keys_ = ssl_->ticket_keys();
     ssl_object_ = Napi::Persistent(options.Get("ssl").As<Napi::Object>());
   }
   transport_.idle_timeout_ms = OptionalNumber(options, "idleTimeout", transport_.idle_timeout_ms);
@@ -90,7 +91,7 @@ Engine::~Engine() {
 // tickets fall back to a full handshake instead of breaking 0-RTT.
 void Engine::DeriveTicketKey() {
   if (!ssl_) return;
-  std::string material = ssl_->ticket_keys();
+  std::string material = ticket_keys_;
   const uint64_t settings[] = {transport_.stream_window, transport_.connection_window,
                                transport_.max_streams_bidi, transport_.max_streams_uni,
                                transport_.idle_timeout_ms};
@@ -102,13 +103,13 @@ void Engine::DeriveTicketKey() {
 
 Napi::Value Engine::GetTicketKeys(const Napi::CallbackInfo& info) {
   if (!ssl_) return info.Env().Undefined();
-  const std::string& keys = ssl_->ticket_keys();
-  return Napi::Buffer<char>::Copy(info.Env(), keys.data(), keys.size());
+  return Napi::Buffer<char>::Copy(info.Env(), ticket_keys_.data(), ticket_keys_.size());
 }
 
 void Engine::SetTicketKeys(const Napi::CallbackInfo& info) {
   if (!ssl_) ThrowCoded(info.Env(), ErrorKind::kError, "ERR_QUIC_NO_SSL_CONFIG", "the engine has no server SslConfig");
-  ssl_->set_ticket_keys(BytesOf(info[0]));
+  // This engine's key only: other engines sharing the SslConfig keep theirs (like tls.Server).
+  ticket_keys_ = BytesOf(info[0]);
   DeriveTicketKey();
 }
 

@@ -80,7 +80,8 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
 
   std::shared_ptr<SslContext> ssl_;
   Napi::ObjectReference ssl_object_;
-  std::string ticket_key_;  // the SslConfig key bound to this engine's transport settings
+  std::string ticket_keys_;  // the user's 64-byte key (from SslConfig, or setTicketKeys)
+  std::string ticket_key_;   // the key GnuTLS uses: ticket_keys_ bound to the transport settings
   TransportOptions transport_;
   uint8_t reset_secret_[32];
   std::unique_ptr<uint8_t[]> send_buffer_{new uint8_t[kSendBufferSize]};

@@ -73,9 +73,7 @@ int SslContext::AddReplayEntry(void* ptr, time_t expires, const gnutls_datum_t* 
 }
 
 Napi::Function SslConfig::Init(Napi::Env env) {
-  return DefineClass(env, "SslConfig",
-                     {InstanceMethod<&SslConfig::GetTicketKeys>("getTicketKeys"),
-                      InstanceMethod<&SslConfig::SetTicketKeys>("setTicketKeys")});
+  return DefineClass(env, "SslConfig", {InstanceMethod<&SslConfig::GetTicketKeys>("getTicketKeys")});
 }
 
 // Options arrive validated by lib/ssl-config.ts; here only what GnuTLS itself can refuse is checked.
@@ -134,10 +132,6 @@ SslConfig* SslConfig::FromValue(const Napi::Value& value) {
 Napi::Value SslConfig::GetTicketKeys(const Napi::CallbackInfo& info) {
   const std::string& keys = context_->ticket_keys();
   return Napi::Buffer<char>::Copy(info.Env(), keys.data(), keys.size());
-}
-
-void SslConfig::SetTicketKeys(const Napi::CallbackInfo& info) {
-  context_->set_ticket_keys(BytesOf(info[0]));
 }
 
 }  // namespace quicket

@@ -71,7 +71,6 @@ class SslConfig : public Napi::ObjectWrap<SslConfig> {
 
  private:
   Napi::Value GetTicketKeys(const Napi::CallbackInfo& info);
-  void SetTicketKeys(const Napi::CallbackInfo& info);
 
   std::shared_ptr<SslContext> context_;
 };

@@ -77,11 +77,23 @@ std::string TlsSession::InitClient(const std::string& servername,
   }
   gnutls_handshake_set_hook_function(session_, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_BOTH,
                                      OnNewSessionTicket);
-  if (!session_data.empty()) {
+  session_refused_ = !session_data.empty() && !SessionDataUsable(session_data);
+  if (!session_data.empty() && !session_refused_) {
     rv = gnutls_session_set_data(session_, session_data.data(), session_data.size());
-    if (rv != 0) return gnutls_strerror(rv);
+    if (rv != 0) session_refused_ = true;
   }
   return "";
+}
+
+// GnuTLS 3.7.9 crashes in gnutls_deinit() after gnutls_session_set_data() refused the data, so
+// damaged session data is tried on a scratch session first, which is deliberately never freed
+// when it refuses (a small leak per damaged ticket, instead of a crash).
+bool TlsSession::SessionDataUsable(const std::string& session_data) {
+  gnutls_session_t scratch;
+  if (gnutls_init(&scratch, GNUTLS_CLIENT) != 0) return false;
+  if (gnutls_session_set_data(scratch, session_data.data(), session_data.size()) != 0) return false;
+  gnutls_deinit(scratch);
+  return true;
 }
 
 std::string TlsSession::InitServer(const std::string& ticket_key) {
@@ -216,7 +228,8 @@ bool ParseNewSessionTicket(const gnutls_datum_t* message, TicketTerms* terms) {
 int TlsSession::OnNewSessionTicket(gnutls_session_t session, unsigned, unsigned when, unsigned incoming,
                                    const gnutls_datum_t* message) {
   TlsSession* self = From(session);
-  if (!self || !incoming || !self->ticket_handler_) return 0;
+  // Nobody listens for tickets: do no ticket work at all.
+  if (!self || !incoming || !self->ticket_handler_ || !self->want_tickets_) return 0;
   if (when == GNUTLS_HOOK_PRE) {
     TicketTerms terms;
     self->pending_ticket_valid_ = ParseNewSessionTicket(message, &terms);
@@ -230,8 +243,7 @@ int TlsSession::OnNewSessionTicket(gnutls_session_t session, unsigned, unsigned 
   if (gnutls_session_get_data2(session, &data) != 0) return 0;
   std::string session_data(reinterpret_cast<char*>(data.data), data.size);
   gnutls_free(data.data);
-  self->ticket_handler_(std::move(session_data), static_cast<uint64_t>(time(nullptr)) + self->pending_ticket_lifetime_,
-                        self->pending_ticket_early_data_);
+  self->ticket_handler_(std::move(session_data), self->pending_ticket_lifetime_, self->pending_ticket_early_data_);
   return 0;
 }
 

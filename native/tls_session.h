@@ -16,8 +16,8 @@ namespace quicket {
 
 class TlsSession {
  public:
-  // expires: seconds since the epoch; early_data: the ticket allows 0-RTT.
-  using TicketHandler = std::function<void(std::string session_data, uint64_t expires, bool early_data)>;
+  // lifetime: seconds the server grants; early_data: the ticket allows 0-RTT.
+  using TicketHandler = std::function<void(std::string session_data, uint32_t lifetime, bool early_data)>;
   using KeylogHandler = std::function<void(std::string line)>;
 
   TlsSession(std::shared_ptr<SslContext> context, ngtcp2_crypto_conn_ref* conn_ref);
@@ -42,6 +42,9 @@ class TlsSession {
   bool VerificationFailure(std::string* code, std::string* message) const;
 
   void set_ticket_handler(TicketHandler handler) { ticket_handler_ = std::move(handler); }
+  void set_want_tickets(bool want) { want_tickets_ = want; }
+  // Client: the ticket's session data was damaged; this is a full handshake.
+  bool session_refused() const { return session_refused_; }
   void set_keylog_handler(KeylogHandler handler);
 
  private:
@@ -49,6 +52,7 @@ class TlsSession {
                                 unsigned incoming, const gnutls_datum_t* message);
   static int OnKeylog(gnutls_session_t session, const char* label, const gnutls_datum_t* secret);
   static TlsSession* From(gnutls_session_t session);
+  static bool SessionDataUsable(const std::string& session_data);
 
   std::shared_ptr<SslContext> context_;
   ngtcp2_crypto_conn_ref* conn_ref_;
@@ -56,6 +60,8 @@ class TlsSession {
   gnutls_datum_t ticket_key_{};
   std::string servername_;
   TicketHandler ticket_handler_;
+  bool want_tickets_ = false;
+  bool session_refused_ = false;
   bool pending_ticket_valid_ = false;
   uint32_t pending_ticket_lifetime_ = 0;
   bool pending_ticket_early_data_ = false;

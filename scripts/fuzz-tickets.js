@@ -3,7 +3,11 @@
 // generated from one real ticket with a seeded PRNG. Every connection must complete and deliver
 // its bytes; a thrown connect(), a failed connection, a lost byte or a hang is a failure.
 //
-//   node scripts/fuzz-tickets.js [--cases 10000] [--seed 1] [--concurrency 20] [--time-limit 240]
+//   node scripts/fuzz-tickets.js [--cases 10000] [--seed 1] [--concurrency 20] [--time-limit 240] [--resealed] [--trace]
+//
+// --resealed fuzzes tampered tickets instead: bit flips with the envelope digest recomputed, so the
+// damage gets past the envelope checks into GnuTLS and ngtcp2. --trace prints each case to stderr
+// before it starts, to find the one that takes the process down.
 //
 // Needs the compiled library (npm run build:ts) and the test certificates (scripts/gen-certs.sh).
 // Exits 0 when every case passed, 1 on any failure, 2 when the time limit cut the run short.
@@ -21,12 +25,17 @@ const HOST = '127.0.0.1';
 const CASE_TIMEOUT_MS = 20000;
 
 function parseArgs(argv) {
-  const options = { cases: 10000, seed: 1, concurrency: 20, timeLimit: 240 };
+  const options = { cases: 10000, seed: 1, concurrency: 20, timeLimit: 240, resealed: false, trace: false };
   for (let i = 0; i < argv.length; i += 2) {
     const name = argv[i].replace(/^--/, '').replace(/-(\w)/g, (_, c) => c.toUpperCase());
+    if (name === 'resealed' || name === 'trace') {
+      options[name] = true;
+      i--;
+      continue;
+    }
     const value = Number(argv[i + 1]);
     if (!(name in options) || !Number.isInteger(value) || value < 0) {
-      console.error(`usage: fuzz-tickets.js [--cases N] [--seed N] [--concurrency N] [--time-limit SECONDS]`);
+      console.error('usage: fuzz-tickets.js [--cases N] [--seed N] [--concurrency N] [--time-limit SECONDS] [--resealed] [--trace]');
       process.exit(64);
     }
     options[name] = value;
@@ -74,8 +83,11 @@ async function runCase(client, port, ticket, payload) {
   connection.on('ticketRejected', (reason) => (outcome.rejected = reason));
   connection.on('error', () => {});
   let timer;
+  let closing = false;
   const failed = new Promise((_, reject) => {
-    connection.once('close', (info) => reject(info.error || new Error('connection closed before the reply')));
+    connection.once('close', (info) => {
+      if (info.error || !closing) reject(info.error || new Error('connection closed before the reply'));
+    });
     timer = setTimeout(() => reject(new Error(`no reply within ${CASE_TIMEOUT_MS} ms`)), CASE_TIMEOUT_MS);
   });
   failed.catch(() => {});
@@ -89,6 +101,7 @@ async function runCase(client, port, ticket, payload) {
     const info = await connection.handshake;
     outcome.resumed = info.resumed;
     outcome.earlyData = info.earlyData;
+    closing = true;
     await Promise.race([connection.close(), failed]);
     return outcome;
   } finally {
@@ -119,7 +132,7 @@ async function main() {
       });
       connection.openStream().end('first');
     });
-    const cases = generateBadTickets(ticket, options.cases, options.seed);
+    const cases = generateBadTickets(ticket, options.cases, options.seed, options.resealed ? { kinds: ['resealed'] } : {});
     let next = 0;
     const worker = async () => {
       while (next < cases.length && Date.now() < deadline) {
@@ -127,6 +140,7 @@ async function main() {
         const { kind, ticket: bad, positions } = cases[index];
         const payload = Buffer.from(`case ${index} `.repeat(1 + (index % 50)));
         let label;
+        if (options.trace) fs.writeSync(2, `case ${index} ${kind} ${JSON.stringify(positions || [])}\n`);
         try {
           const outcome = await runCase(client, port, bad, payload);
           label = outcome.rejected ? `rejected:${outcome.rejected}` : outcome.resumed ? `resumed:${outcome.earlyData}` : 'full-handshake';

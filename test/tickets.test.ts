@@ -1,0 +1,400 @@
+// Session tickets: the 'ticket' event, resuming with connect({ ticket }), the checks a client makes
+// on a stored ticket, Ticket.inspect, and server ticket keys shared by engines and processes.
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import readline from 'node:readline';
+
+import { Connection, Engine, SslConfig, Ticket } from '../lib';
+import { kOnNativeEvent } from '../lib/binding';
+import { generateBadTickets } from './helpers/bad-tickets';
+import { ALPN, clientSsl, HOST, pem } from './helpers/index';
+import {
+  clientEngine,
+  exchange,
+  fetchTicket,
+  payload,
+  received,
+  runLimited,
+  TestServer,
+  useCleanup,
+} from './helpers/ticket-harness';
+
+const ROOT = path.join(__dirname, '..');
+
+beforeAll(() => {
+  // Child processes (another server, the resealed-ticket runner) use the compiled library.
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+});
+
+describe('the first connection to a server', () => {
+  const track = useCleanup();
+
+  test('is a full handshake without early data, and the client receives a ticket', async () => {
+    const server = track(await TestServer.start({ earlyData: true }));
+    const client = track(clientEngine());
+    const result = await exchange(client, server.port, Buffer.from('hello'));
+    expect(result.info).toEqual({ alpn: ALPN, servername: 'localhost', resumed: false, earlyData: 'none' });
+    expect(result.resumed).toBe(false);
+    expect(result.earlyData).toBe('none');
+    expect(result.tickets.length).toBeGreaterThanOrEqual(1);
+    expect(Buffer.isBuffer(result.tickets[0])).toBe(true);
+    expect(result.reply).toEqual(received(Buffer.from('hello'), false));
+  });
+
+  test('its ticket tells what it is for and how long it lives (Ticket.inspect)', async () => {
+    const server = track(await TestServer.start({ earlyData: true, ticketLifetime: 3600 }));
+    const client = track(clientEngine());
+    const before = Date.now();
+    const ticket = await fetchTicket(client, server.port);
+    const after = Date.now();
+    const info = Ticket.inspect(ticket);
+    expect(info.servername).toBe('localhost');
+    expect(info.alpn).toBe(ALPN);
+    expect(info.earlyData).toBe(true);
+    expect(info.issuedAt.getTime()).toBeGreaterThanOrEqual(before);
+    expect(info.issuedAt.getTime()).toBeLessThanOrEqual(after);
+    // The server's ticketLifetime (3600 s), not a client default; GnuTLS counts whole seconds.
+    const lifetime = info.expiresAt.getTime() - info.issuedAt.getTime();
+    expect(lifetime).toBeGreaterThan(3598_000);
+    expect(lifetime).toBeLessThanOrEqual(3600_000);
+  });
+
+  test('a ticket from a server without earlyData says it cannot carry early data', async () => {
+    const server = track(await TestServer.start({ earlyData: false }));
+    const client = track(clientEngine());
+    expect(Ticket.inspect(await fetchTicket(client, server.port)).earlyData).toBe(false);
+  });
+});
+
+describe('resuming with a ticket', () => {
+  const track = useCleanup();
+
+  test('another engine with the same ticketKeys resumes the ticket', async () => {
+    const ticketKeys = randomBytes(64);
+    const first = track(await TestServer.start({ earlyData: true, ticketKeys }));
+    const second = track(await TestServer.start({ earlyData: true, ticketKeys }));
+    const client = track(clientEngine());
+    const ticket = await fetchTicket(client, first.port);
+    const data = payload(3000);
+    const resumed = await exchange(client, second.port, data, { ticket });
+    expect(resumed.info.resumed).toBe(true);
+    expect(resumed.resumed).toBe(true);
+    // The second engine existed before the ticket was issued, so its replay window covers it.
+    expect(resumed.earlyData).toBe('accepted');
+    expect(resumed.reply).toEqual(received(data, true));
+    expect(resumed.ticketRejected).toEqual([]);
+  });
+
+  test('getTicketKeys returns the configured key', async () => {
+    const ticketKeys = randomBytes(64);
+    const server = track(await TestServer.start({ ticketKeys }));
+    expect(server.engine.getTicketKeys().equals(ticketKeys)).toBe(true);
+  });
+
+  test('after setTicketKeys, old tickets get a full handshake and new tickets resume', async () => {
+    const oldKeys = randomBytes(64);
+    const newKeys = randomBytes(64);
+    const server = track(await TestServer.start({ earlyData: true, ticketKeys: oldKeys }));
+    const client = track(clientEngine());
+    const oldTicket = await fetchTicket(client, server.port);
+    expect((await exchange(client, server.port, Buffer.from('before'), { ticket: oldTicket })).resumed).toBe(true);
+
+    server.engine.setTicketKeys(newKeys);
+    expect(server.engine.getTicketKeys().equals(newKeys)).toBe(true);
+    const data = payload(20_000, 2);
+    const afterRotation = await exchange(client, server.port, data, { ticket: oldTicket });
+    expect(afterRotation.resumed).toBe(false);
+    expect(afterRotation.reply.length).toBe(data.length);
+    expect(afterRotation.reply.sha256).toBe(received(data, false).sha256);
+    expect(afterRotation.ticketRejected).toEqual([]); // the client cannot know; the server decides
+
+    const newTicket = afterRotation.tickets[0];
+    const resumed = await exchange(client, server.port, data, { ticket: newTicket });
+    expect(resumed.resumed).toBe(true);
+    expect(resumed.earlyData).toBe('accepted');
+    expect(resumed.reply).toEqual(received(data, true));
+  });
+
+  test('setTicketKeys refuses anything but a 64-byte Buffer', async () => {
+    const server = track(await TestServer.start());
+    expect(() => server.engine.setTicketKeys(Buffer.alloc(63))).toThrow(expect.objectContaining({ name: 'RangeError' }));
+    expect(() => server.engine.setTicketKeys('k'.repeat(64) as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+});
+
+describe('a ticket the client cannot use', () => {
+  const track = useCleanup();
+
+  test('an expired ticket gives ticketRejected "expired" and a full handshake that delivers every byte', async () => {
+    const server = track(await TestServer.start({ earlyData: true, ticketLifetime: 1 }));
+    const client = track(clientEngine());
+    const ticket = await fetchTicket(client, server.port);
+    const { issuedAt, expiresAt } = Ticket.inspect(ticket);
+    // ticketLifetime 1 s: whole seconds on GnuTLS's clock leave between 0 and 1 s of it.
+    expect(expiresAt.getTime()).toBeGreaterThanOrEqual(issuedAt.getTime());
+    expect(expiresAt.getTime()).toBeLessThanOrEqual(issuedAt.getTime() + 1000);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(Ticket.inspect(ticket).expiresAt.getTime()).toBeLessThan(Date.now());
+
+    const data = payload(50_000, 3);
+    const result = await exchange(client, server.port, data, { ticket });
+    expect(result.ticketRejected).toEqual(['expired']);
+    expect(result.resumed).toBe(false);
+    expect(result.earlyData).toBe('none');
+    expect(result.reply).toEqual(received(data, false));
+  });
+
+  test('a ticket for another servername gives ticketRejected "mismatch" and a full handshake', async () => {
+    const server = track(await TestServer.start({ earlyData: true }));
+    const client = track(clientEngine());
+    const ticket = await fetchTicket(client, server.port); // for 'localhost'
+    const data = Buffer.from('for 127.0.0.1');
+    // The certificate also names 127.0.0.1, so only the ticket check can object.
+    const result = await exchange(client, server.port, data, { ticket, servername: '127.0.0.1' });
+    expect(result.ticketRejected).toEqual(['mismatch']);
+    expect(result.resumed).toBe(false);
+    expect(result.info.servername).toBe('127.0.0.1');
+    expect(result.reply).toEqual(received(data, false));
+  });
+
+  test('a ticket for another ALPN gives ticketRejected "mismatch" and a full handshake', async () => {
+    const ssl = new SslConfig({ alpn: [ALPN, 'other-protocol'], cert: pem('server.pem'), key: pem('server-key.pem'), earlyData: true });
+    const server = track(await TestServer.start(ssl));
+    const client = track(new Engine({ ssl: clientSsl({ alpn: [ALPN, 'other-protocol'] }) }));
+    const ticket = await fetchTicket(client, server.port);
+    expect(Ticket.inspect(ticket).alpn).toBe(ALPN);
+    const result = await exchange(client, server.port, Buffer.from('other'), { ticket, alpn: 'other-protocol' });
+    expect(result.ticketRejected).toEqual(['mismatch']);
+    expect(result.resumed).toBe(false);
+    expect(result.info.alpn).toBe('other-protocol');
+  });
+
+  test('a ticket that is not a Buffer throws TypeError ERR_INVALID_ARG_TYPE', async () => {
+    const server = track(await TestServer.start());
+    const client = track(clientEngine());
+    const ticket = await fetchTicket(client, server.port);
+    for (const bad of [ticket.toString('base64'), 42, {}, [ticket], null, new Uint8Array(ticket)]) {
+      let thrown: unknown;
+      try {
+        client.connect({ host: HOST, port: server.port, servername: 'localhost', ticket: bad as never });
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toBeInstanceOf(TypeError);
+      expect(thrown).toHaveProperty('code', 'ERR_INVALID_ARG_TYPE');
+    }
+  });
+
+  test('1,000 random, truncated, bit-flipped and empty tickets: every connection completes and delivers its bytes', async () => {
+    const server = track(await TestServer.start({ earlyData: true }));
+    const client = track(clientEngine());
+    const ticket = await fetchTicket(client, server.port);
+    const seed = 20261126;
+    const cases = generateBadTickets(ticket, 1000, seed);
+    const outcomes = new Map<string, number>();
+    const failures: string[] = [];
+    await runLimited(cases, 20, async ({ kind, ticket: bad, positions }, index) => {
+      const data = payload(200 + (index % 1500), index);
+      try {
+        const result = await exchange(client, server.port, data, { ticket: bad, waitForTicket: false });
+        if (result.reply.length !== data.length || result.reply.sha256 !== received(data, false).sha256) {
+          failures.push(`case ${index} (${kind}): bytes altered`);
+        }
+        if (kind !== 'bitflip' && result.ticketRejected[0] !== 'malformed') {
+          failures.push(`case ${index} (${kind}): expected 'malformed', got ${JSON.stringify(result.ticketRejected)}`);
+        }
+        const label = `${kind}:${result.ticketRejected[0] ?? (result.resumed ? 'resumed' : 'full')}`;
+        outcomes.set(label, (outcomes.get(label) ?? 0) + 1);
+      } catch (error) {
+        const { code, message } = error as { code?: string; message: string };
+        failures.push(`case ${index} (${kind}${positions ? ` bits ${positions}` : ''}, seed ${seed}): ${code ?? ''} ${message}`);
+      }
+    });
+    expect(failures).toEqual([]);
+    expect([...outcomes.values()].reduce((a, b) => a + b, 0)).toBe(1000);
+    expect(outcomes.get('empty:malformed')).toBe(1);
+  });
+});
+
+describe('tampered tickets: forged digests around damaged contents (1,000 resealed bit flips) against a client with a ticketSecret', () => {
+  // The damage reaches GnuTLS and ngtcp2, which can take the process down: run them in a child.
+  let run: { exitCode: number | null; signal: NodeJS.Signals | null; done: boolean; outcomes: Record<string, number>; failures: string[]; stderr: string };
+
+  beforeAll(async () => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'resealed-tickets.js'), '1000', '5'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const killer = setTimeout(() => child.kill('SIGKILL'), 45_000);
+    const outcomes: Record<string, number> = {};
+    const failures: string[] = [];
+    let done = false;
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    for await (const line of readline.createInterface({ input: child.stdout })) {
+      const message = JSON.parse(line) as { positions?: number[]; outcome?: string; done?: boolean };
+      if (message.done) {
+        done = true;
+      } else {
+        const outcome = message.outcome as string;
+        outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+        if (/^(threw|failed)/.test(outcome)) failures.push(`bits ${message.positions}: ${outcome}`);
+      }
+    }
+    const [exitCode, signal] = await exited(child);
+    clearTimeout(killer);
+    run = { exitCode, signal, done, outcomes, failures, stderr: stderr.slice(0, 500) };
+  });
+
+  test('never crash the process, and connect() never throws', () => {
+    const summary = { exitCode: run.exitCode, signal: run.signal, done: run.done, outcomes: run.outcomes, stderr: run.stderr };
+    expect(summary).toEqual({ ...summary, exitCode: 0, signal: null, done: true });
+    expect(run.failures.filter((failure) => failure.includes('threw:'))).toEqual([]);
+  });
+
+  test('every connection completes and delivers its bytes', () => {
+    // Only meaningful for a run that got through every case.
+    const failed = run.failures.filter((failure) => failure.includes('failed:'));
+    expect({ done: run.done, failures: failed.slice(0, 10), count: failed.length, outcomes: run.outcomes }).toEqual({
+      done: true,
+      failures: [],
+      count: 0,
+      outcomes: run.outcomes,
+    });
+  });
+});
+
+describe('Ticket.inspect', () => {
+  test('throws ERR_QUIC_TICKET_MALFORMED for anything that is not a ticket', () => {
+    for (const garbage of [Buffer.alloc(0), Buffer.from('QKT'), randomBytes(300), Buffer.from('not a ticket at all')]) {
+      expect(() => Ticket.inspect(garbage)).toThrow(expect.objectContaining({ code: 'ERR_QUIC_TICKET_MALFORMED' }));
+    }
+  });
+
+  test('throws TypeError ERR_INVALID_ARG_TYPE for a non-Buffer', () => {
+    for (const bad of ['ticket', 1, undefined, null, {}, new Uint8Array(10)]) {
+      let thrown: unknown;
+      try {
+        Ticket.inspect(bad as never);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toBeInstanceOf(TypeError);
+      expect(thrown).toHaveProperty('code', 'ERR_INVALID_ARG_TYPE');
+    }
+  });
+});
+
+describe('tickets are only built while someone listens', () => {
+  const track = useCleanup();
+
+  // Records what reaches a connection from native code and what it emits.
+  function observe(connection: Connection): { native: string[]; emitted: string[] } {
+    const seen = { native: [] as string[], emitted: [] as string[] };
+    const internal = connection as unknown as Record<symbol, (type: string, ...args: unknown[]) => unknown>;
+    const deliver = internal[kOnNativeEvent].bind(connection);
+    internal[kOnNativeEvent] = (type, ...args) => {
+      seen.native.push(type);
+      return deliver(type, ...args);
+    };
+    const emit = connection.emit.bind(connection);
+    connection.emit = (event: string | symbol, ...args: unknown[]) => {
+      seen.emitted.push(String(event));
+      return emit(event, ...args);
+    };
+    return seen;
+  }
+
+  async function converse(connection: Connection): Promise<void> {
+    const stream = connection.openStream();
+    const answer = new Promise<void>((resolve, reject) => {
+      stream.on('data', () => {});
+      stream.once('end', resolve);
+      stream.once('error', reject);
+    });
+    stream.end('hi');
+    await answer;
+    await connection.handshake;
+  }
+
+  test('without a "ticket" listener no ticket is built or emitted; a listener added later still gets tickets', async () => {
+    const server = track(await TestServer.start({ earlyData: true }));
+    const client = track(clientEngine());
+
+    // A control connection with a listener: the server does send a ticket on this setup.
+    const control = await exchange(client, server.port, Buffer.from('control'));
+    expect(control.tickets.length).toBeGreaterThanOrEqual(1);
+
+    // Same exchange, nobody listening. The server's ticket follows its HANDSHAKE_DONE; a second
+    // round trip after the handshake makes sure it has arrived before we look.
+    const silent = client.connect({ host: HOST, port: server.port, servername: 'localhost' });
+    const silentSeen = observe(silent);
+    await converse(silent);
+    await converse(silent);
+    await silent.close();
+    expect(silentSeen.native).not.toContain('ticket');
+    expect(silentSeen.emitted).not.toContain('ticket');
+    expect(silentSeen.emitted).toContain('handshake');
+
+    // A listener added after connect(), once the handshake is done, gets the ticket that follows.
+    const late = client.connect({ host: HOST, port: server.port, servername: 'localhost' });
+    const tickets: Buffer[] = [];
+    const gotTicket = new Promise<void>((resolve) => {
+      late.once('handshake', () => {
+        late.on('ticket', (ticket: Buffer) => {
+          tickets.push(ticket);
+          resolve();
+        });
+      });
+    });
+    await converse(late);
+    await gotTicket;
+    await late.close();
+    expect(tickets.length).toBeGreaterThanOrEqual(1);
+    expect(Ticket.inspect(tickets[0]).servername).toBe('localhost');
+  });
+});
+
+describe('two processes sharing ticket keys', () => {
+  const track = useCleanup();
+
+  test('a ticket from this process resumes with 0-RTT accepted against a server in another process', async () => {
+    const ticketKeys = randomBytes(64);
+    // The child starts first: GnuTLS refuses 0-RTT for tickets issued before its replay window opened.
+    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'ticket-server.js'), ticketKeys.toString('hex')], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    track({ close: () => stopChild(child) });
+    const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    const nextLine = async (): Promise<Record<string, unknown>> => {
+      const { value, done } = await lines.next();
+      if (done) throw new Error('the server process ended early');
+      return JSON.parse(value);
+    };
+    const { port } = (await nextLine()) as { port: number };
+
+    const local = track(await TestServer.start({ earlyData: true, ticketKeys }));
+    const client = track(clientEngine());
+    const ticket = await fetchTicket(client, local.port);
+    const data = payload(10_000, 9);
+    const result = await exchange(client, port, data, { ticket });
+    expect(result.resumed).toBe(true);
+    expect(result.earlyData).toBe('accepted');
+    expect(result.reply).toEqual(received(data, true));
+    expect(await nextLine()).toEqual(received(data, true));
+  });
+});
+
+function exited(child: ChildProcess): Promise<[number | null, NodeJS.Signals | null]> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve([child.exitCode, child.signalCode]);
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve([code, signal])));
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const done = exited(child);
+  child.stdin?.end();
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await done;
+  clearTimeout(timer);
+}
