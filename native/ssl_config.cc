@@ -4,6 +4,8 @@ namespace quicket {
 
 namespace {
 constexpr unsigned kDefaultAntiReplayWindowMs = 60000;
+// QUIC requires TLS 1.3; middlebox compatibility mode must be off (RFC 9001 §8.4).
+constexpr const char* kPriority = "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE";
 
 gnutls_datum_t Datum(const std::string& bytes) {
   return gnutls_datum_t{reinterpret_cast<unsigned char*>(const_cast<char*>(bytes.data())),
@@ -13,6 +15,7 @@ gnutls_datum_t Datum(const std::string& bytes) {
 
 SslContext::SslContext() {
   gnutls_certificate_allocate_credentials(&credentials_);
+  gnutls_priority_init(&priority_, kPriority, nullptr);
   gnutls_anti_replay_init(&anti_replay_);
   gnutls_anti_replay_set_ptr(anti_replay_, this);
   gnutls_anti_replay_set_add_function(anti_replay_, AddReplayEntry);
@@ -22,6 +25,7 @@ SslContext::SslContext() {
 
 SslContext::~SslContext() {
   gnutls_anti_replay_deinit(anti_replay_);
+  gnutls_priority_deinit(priority_);
   gnutls_certificate_free_credentials(credentials_);
 }
 

@@ -31,6 +31,7 @@ class SslContext {
   unsigned ticket_lifetime() const { return ticket_lifetime_; }
   const std::string& ticket_keys() const { return ticket_keys_; }
   gnutls_anti_replay_t anti_replay() const { return anti_replay_; }
+  gnutls_priority_t priority() const { return priority_; }
 
   void set_alpn(std::vector<std::string> alpn) { alpn_ = std::move(alpn); }
   void set_reject_unauthorized(bool value) { reject_unauthorized_ = value; }
@@ -51,6 +52,7 @@ class SslContext {
 
   gnutls_certificate_credentials_t credentials_ = nullptr;
   gnutls_anti_replay_t anti_replay_ = nullptr;
+  gnutls_priority_t priority_ = nullptr;  // parsed once, not per connection
   std::unordered_map<std::string, time_t> replay_seen_;
   time_t replay_next_purge_ = 0;
   std::vector<std::string> alpn_;

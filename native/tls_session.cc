@@ -10,8 +10,6 @@
 namespace quicket {
 
 namespace {
-// QUIC requires TLS 1.3; middlebox compatibility mode must be off (RFC 9001 §8.4).
-constexpr const char* kPriority = "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE";
 
 bool IsIpAddress(const std::string& host) {
   unsigned char buf[sizeof(struct in6_addr)];
@@ -60,7 +58,7 @@ std::string TlsSession::InitClient(const std::string& servername,
   int rv = gnutls_init(&session_, GNUTLS_CLIENT | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA);
   if (rv != 0) return gnutls_strerror(rv);
   servername_ = servername;
-  if ((rv = gnutls_priority_set_direct(session_, kPriority, nullptr)) != 0) return gnutls_strerror(rv);
+  if ((rv = gnutls_priority_set(session_, context_->priority())) != 0) return gnutls_strerror(rv);
   if (ngtcp2_crypto_gnutls_configure_client_session(session_) != 0) return "cannot configure QUIC TLS";
   gnutls_session_set_ptr(session_, conn_ref_);
   // The db pointer is otherwise unused on a QUIC session; it leads hooks back to this object.
@@ -102,7 +100,7 @@ std::string TlsSession::InitServer(const std::string& ticket_key) {
   if (context_->early_data()) flags |= GNUTLS_ENABLE_EARLY_DATA;
   int rv = gnutls_init(&session_, flags);
   if (rv != 0) return gnutls_strerror(rv);
-  if ((rv = gnutls_priority_set_direct(session_, kPriority, nullptr)) != 0) return gnutls_strerror(rv);
+  if ((rv = gnutls_priority_set(session_, context_->priority())) != 0) return gnutls_strerror(rv);
   if (ngtcp2_crypto_gnutls_configure_server_session(session_) != 0) return "cannot configure QUIC TLS";
   gnutls_session_set_ptr(session_, conn_ref_);
   gnutls_db_set_ptr(session_, this);
