@@ -279,10 +279,6 @@ void Engine::KeepLoopSpinning() {
   if (idle_) uv_idle_start(idle_, [](uv_idle_t*) {});
 }
 
-void Engine::Send(const uint8_t* data, size_t length, const sockaddr* remote) {
-  if (socket_) socket_->Send(data, length, remote);
-}
-
 void Engine::SendBatch(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote) {
   if (socket_) socket_->SendBatch(data, length, segment, remote);
 }

@@ -36,7 +36,6 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   void MarkHasEvents(Connection* connection);
   // The connection has released its state; forget every route and reference to it.
   void Forget(Connection* connection);
-  void Send(const uint8_t* data, size_t length, const sockaddr* remote);
   void SendBatch(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote);
   // Scratch space for one GSO batch; flushes run one at a time, so connections share it.
   static constexpr size_t kSendBufferSize = 64 * 1024;

@@ -2,142 +2,185 @@
 
 #include <netinet/in.h>
 #include <netinet/udp.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 namespace quicket {
 
 namespace {
-// libuv's recvmmsg reads up to 20 datagrams, each into its own 64 KiB slot.
-constexpr size_t kReceiveSlots = 20;
-constexpr size_t kReceiveSlotSize = 65536;
+constexpr size_t kReceiveBufferSize = 65536;
+// Datagrams read per readable event before other handles get their turn.
+constexpr int kMaxReadsPerEvent = 64;
 constexpr int kSocketBufferSize = 4 * 1024 * 1024;
+// Bytes waiting for the socket to become writable before further packets are dropped (QUIC
+// retransmits them; unbounded queueing would only hide congestion).
+constexpr size_t kMaxPendingBytes = 4 * 1024 * 1024;
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
-struct QueuedSend {
-  uv_udp_send_t request;
-  uint8_t data[1];
-};
+socklen_t AddressLength(const sockaddr* address) {
+  return address->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+}
 }  // namespace
 
 UdpSocket::UdpSocket(uv_loop_t* loop, Receiver* receiver)
-    : receiver_(receiver), receive_buffer_(new uint8_t[kReceiveSlots * kReceiveSlotSize]) {
-  uv_udp_init_ex(loop, &handle_, AF_UNSPEC | UV_UDP_RECVMMSG);
-  handle_.data = this;
+    : loop_(loop), receiver_(receiver), receive_buffer_(new uint8_t[kReceiveBufferSize]) {
+  poll_.data = this;
 }
 
 int UdpSocket::Bind(const sockaddr* address, bool reuse_port) {
-  int fd = socket(address->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return uv_translate_sys_error(errno);
+  fd_ = socket(address->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) return uv_translate_sys_error(errno);
   int one = 1;
-  // Bursts at QUIC speeds overflow the default socket buffers; larger ones avoid needless loss.
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kSocketBufferSize, sizeof(kSocketBufferSize));
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kSocketBufferSize, sizeof(kSocketBufferSize));
   // SO_REUSEPORT lets several processes share one port; the kernel spreads flows among them.
-  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
-    int error = uv_translate_sys_error(errno);
-    close(fd);
-    return error;
+  if (reuse_port && setsockopt(fd_, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    return uv_translate_sys_error(errno);
   }
-  int rv = uv_udp_open(&handle_, fd);
-  if (rv != 0) {
-    close(fd);
-    return rv;
-  }
-  if ((rv = uv_udp_bind(&handle_, address, 0)) != 0) return rv;
-  int length = sizeof(local_);
-  if ((rv = uv_udp_getsockname(&handle_, reinterpret_cast<sockaddr*>(&local_), &length)) != 0) return rv;
-  bound_ = true;
-  return 0;
+  // Bursts at QUIC speeds overflow the default socket buffers; larger ones avoid needless loss.
+  setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &kSocketBufferSize, sizeof(kSocketBufferSize));
+  setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &kSocketBufferSize, sizeof(kSocketBufferSize));
+  // GRO: the kernel may hand over several same-sized datagrams at once (split again below).
+  setsockopt(fd_, SOL_UDP, UDP_GRO, &one, sizeof(one));
+  if (bind(fd_, address, AddressLength(address)) != 0) return uv_translate_sys_error(errno);
+  socklen_t length = sizeof(local_);
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&local_), &length) != 0) return uv_translate_sys_error(errno);
+  return uv_poll_init_socket(loop_, &poll_, fd_);
 }
 
-int UdpSocket::Start() { return uv_udp_recv_start(&handle_, OnAlloc, OnReceive); }
+int UdpSocket::Start() { return uv_poll_start(&poll_, UV_READABLE, OnPoll); }
 
-void UdpSocket::OnAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-  auto* self = static_cast<UdpSocket*>(handle->data);
-  *buf = uv_buf_init(reinterpret_cast<char*>(self->receive_buffer_.get()), kReceiveSlots * kReceiveSlotSize);
+void UdpSocket::Watch() {
+  uv_poll_start(&poll_, pending_.empty() ? UV_READABLE : UV_READABLE | UV_WRITABLE, OnPoll);
 }
 
-void UdpSocket::OnReceive(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr,
-                          unsigned flags) {
-  auto* self = static_cast<UdpSocket*>(handle->data);
-  if (nread <= 0 || addr == nullptr || (flags & UV_UDP_PARTIAL)) return;
-  self->receiver_->OnDatagram(reinterpret_cast<const uint8_t*>(buf->base), nread, addr);
+void UdpSocket::OnPoll(uv_poll_t* poll, int status, int events) {
+  auto* self = static_cast<UdpSocket*>(poll->data);
+  if (status < 0) return;
+  if (events & UV_WRITABLE) self->FlushPending();
+  if (events & UV_READABLE) self->Receive();
 }
 
-void UdpSocket::Send(const uint8_t* data, size_t length, const sockaddr* remote) {
-  uv_buf_t buf = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(data)), length);
-  int rv = uv_udp_try_send(&handle_, &buf, 1, remote);
-  if (rv >= 0 || (rv != UV_EAGAIN && rv != UV_ENOBUFS)) return;  // other errors: QUIC recovers lost packets
-  auto* queued = static_cast<QueuedSend*>(malloc(sizeof(QueuedSend) + length));
-  memcpy(queued->data, data, length);
-  buf = uv_buf_init(reinterpret_cast<char*>(queued->data), length);
-  if (uv_udp_send(&queued->request, &handle_, &buf, 1, remote,
-                  [](uv_udp_send_t* request, int) { free(request); }) != 0) {
-    free(queued);
+void UdpSocket::Receive() {
+  sockaddr_storage remote;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  for (int i = 0; i < kMaxReadsPerEvent && fd_ >= 0; i++) {
+    iovec iov{receive_buffer_.get(), kReceiveBufferSize};
+    msghdr message{};
+    message.msg_name = &remote;
+    message.msg_namelen = sizeof(remote);
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(fd_, &message, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // EAGAIN: drained; other errors (ICMP-reported) are not fatal for UDP
+    }
+    size_t segment = static_cast<size_t>(n);
+    for (cmsghdr* header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+      if (header->cmsg_level == SOL_UDP && header->cmsg_type == UDP_GRO) {
+        int size;
+        memcpy(&size, CMSG_DATA(header), sizeof(size));
+        if (size > 0) segment = static_cast<size_t>(size);
+      }
+    }
+    const uint8_t* data = receive_buffer_.get();
+    for (size_t offset = 0; offset < static_cast<size_t>(n) && fd_ >= 0; offset += segment) {
+      receiver_->OnDatagram(data + offset, std::min(segment, static_cast<size_t>(n) - offset),
+                            reinterpret_cast<sockaddr*>(&remote));
+    }
   }
 }
 
-void UdpSocket::SendBatch(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote) {
-  if (length <= segment || !gso_) {
-    SendEach(data, length, segment, remote);
-    return;
+int UdpSocket::Transmit(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote) {
+  if (length > segment && !gso_) {
+    for (size_t offset = 0; offset < length; offset += segment) {
+      int error = Transmit(data + offset, std::min(segment, length - offset), segment, remote);
+      if (error != 0) return error;
+    }
+    return 0;
   }
-  uv_os_fd_t fd;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&handle_), &fd) != 0) return;
   iovec iov{const_cast<uint8_t*>(data), length};
   msghdr message{};
   message.msg_name = const_cast<sockaddr*>(remote);
-  message.msg_namelen = remote->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  message.msg_namelen = AddressLength(remote);
   message.msg_iov = &iov;
   message.msg_iovlen = 1;
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint16_t))] = {};
-  message.msg_control = control;
-  message.msg_controllen = sizeof(control);
-  cmsghdr* header = CMSG_FIRSTHDR(&message);
-  header->cmsg_level = SOL_UDP;
-  header->cmsg_type = UDP_SEGMENT;
-  header->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-  uint16_t size = static_cast<uint16_t>(segment);
-  memcpy(CMSG_DATA(header), &size, sizeof(size));
-  ssize_t sent;
-  do {
-    sent = sendmsg(fd, &message, 0);
-  } while (sent < 0 && errno == EINTR);
-  if (sent >= 0) return;
-  if (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP) gso_ = false;
-  // Refused (no GSO) or the socket buffer is full: per-packet sends queue what cannot go now.
-  SendEach(data, length, segment, remote);
+  if (length > segment) {
+    message.msg_control = control;
+    message.msg_controllen = sizeof(control);
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_UDP;
+    header->cmsg_type = UDP_SEGMENT;
+    header->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t size = static_cast<uint16_t>(segment);
+    memcpy(CMSG_DATA(header), &size, sizeof(size));
+  }
+  while (sendmsg(fd_, &message, 0) < 0) {
+    if (errno == EINTR) continue;
+    if (length > segment && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
+      gso_ = false;  // this kernel or device cannot segment: one packet per call from now on
+      return Transmit(data, length, segment, remote);
+    }
+    return errno;
+  }
+  return 0;
 }
 
-void UdpSocket::SendEach(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote) {
-  for (size_t offset = 0; offset < length; offset += segment) {
-    Send(data + offset, std::min(segment, length - offset), remote);
+void UdpSocket::SendBatch(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote) {
+  if (fd_ < 0) return;
+  // Keep the order of packets: while some wait, new ones wait behind them.
+  if (pending_.empty()) {
+    int error = Transmit(data, length, segment, remote);
+    if (error != EAGAIN && error != EWOULDBLOCK && error != ENOBUFS) return;  // sent, or lost like on a network
   }
+  Queue(data, length, segment, remote);
 }
 
-void UdpSocket::SetRef(bool ref) {
-  if (ref) {
-    uv_ref(reinterpret_cast<uv_handle_t*>(&handle_));
-  } else {
-    uv_unref(reinterpret_cast<uv_handle_t*>(&handle_));
+void UdpSocket::Queue(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote) {
+  size_t queued = 0;
+  for (const auto& pending : pending_) queued += pending.data.size();
+  if (queued + length > kMaxPendingBytes) return;
+  Pending pending{std::vector<uint8_t>(data, data + length), segment, {}};
+  memcpy(&pending.remote, remote, AddressLength(remote));
+  pending_.push_back(std::move(pending));
+  Watch();
+}
+
+void UdpSocket::FlushPending() {
+  while (!pending_.empty()) {
+    Pending& next = pending_.front();
+    int error = Transmit(next.data.data(), next.data.size(), next.segment, reinterpret_cast<sockaddr*>(&next.remote));
+    if (error == EAGAIN || error == EWOULDBLOCK || error == ENOBUFS) break;
+    pending_.pop_front();
   }
+  Watch();
 }
 
 void UdpSocket::Close(std::function<void()> done) {
   on_closed_ = std::move(done);
-  uv_close(reinterpret_cast<uv_handle_t*>(&handle_), [](uv_handle_t* handle) {
+  auto finish = [](uv_handle_t* handle) {
     auto* self = static_cast<UdpSocket*>(handle->data);
+    if (self->fd_ >= 0) close(self->fd_);
     std::function<void()> done = std::move(self->on_closed_);
     delete self;
     if (done) done();
-  });
+  };
+  if (poll_.type == UV_POLL) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&poll_), finish);
+  } else {
+    finish(reinterpret_cast<uv_handle_t*>(&poll_));  // Bind() failed before the handle existed
+  }
 }
 
 }  // namespace quicket

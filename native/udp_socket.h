@@ -1,13 +1,17 @@
-// UdpSocket: the engine's uv_udp_t on Node's own loop. Heap-allocated and freed by its own close
-// callback, because libuv needs the handle's memory until then.
+// UdpSocket: the engine's UDP socket on Node's own loop, read and written directly (a uv_poll_t
+// watches it) so that both UDP GSO on send and UDP GRO on receive can be used: one system call
+// moves up to 64 KiB of QUIC packets in either direction. Heap-allocated and freed by its own
+// close callback, because libuv needs the handle's memory until then.
 #pragma once
 
+#include <sys/socket.h>
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
-#include <string>
+#include <vector>
 
 namespace quicket {
 
@@ -27,31 +31,37 @@ class UdpSocket {
   int Bind(const sockaddr* address, bool reuse_port);
   int Start();
   const sockaddr* local_address() const { return reinterpret_cast<const sockaddr*>(&local_); }
-  // Sends without queueing when the kernel takes it; copies and queues on EAGAIN.
-  void Send(const uint8_t* data, size_t length, const sockaddr* remote);
   // Sends `length` bytes of back-to-back packets of `segment` bytes (the last may be shorter) in
-  // one system call with UDP GSO where the kernel has it, else one packet at a time.
+  // one system call with UDP GSO where the kernel has it, else one packet at a time. What the
+  // kernel cannot take now is copied and sent when the socket is writable again.
   void SendBatch(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote);
-  // Closes the handle; `this` is deleted once libuv is done with it, then `done` runs.
+  // Closes the socket; `this` is deleted once libuv is done with it, then `done` runs.
   void Close(std::function<void()> done);
-  void SetRef(bool ref);
 
  private:
+  struct Pending {
+    std::vector<uint8_t> data;
+    size_t segment;
+    sockaddr_storage remote;
+  };
+
   ~UdpSocket() = default;
-  static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
-  static void OnReceive(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr,
-                        unsigned flags);
+  static void OnPoll(uv_poll_t* poll, int status, int events);
+  void Receive();
+  // Returns 0, or the errno that stopped the send (EAGAIN: try again when writable).
+  int Transmit(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote);
+  void Queue(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote);
+  void FlushPending();
+  void Watch();
 
-  void SendEach(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote);
-
-  uv_udp_t handle_;
-  bool gso_ = true;  // cleared the first time the kernel refuses UDP_SEGMENT
+  uv_loop_t* loop_;
+  uv_poll_t poll_{};  // type stays UV_UNKNOWN_HANDLE until Bind() initialises it
+  int fd_ = -1;
   Receiver* receiver_;
   sockaddr_storage local_{};
-  bool bound_ = false;
+  bool gso_ = true;  // cleared the first time the kernel refuses UDP_SEGMENT
+  std::deque<Pending> pending_;
   std::function<void()> on_closed_;
-  // One receive buffer per socket, big enough for libuv's recvmmsg batch; datagrams are processed
-  // before the next batch is read.
   std::unique_ptr<uint8_t[]> receive_buffer_;
 };
 
