@@ -1,6 +1,8 @@
 // Engine: one UDP endpoint, many QUIC connections, as a client, a server or both.
 import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 
 import { binding, kOnConnection } from './binding';
 import { Connection, kAttachNative, TicketRejectedReason } from './connection';
@@ -31,6 +33,8 @@ export interface EngineOptions {
   /** Initial flow-control windows in bytes (defaults 256 KiB per stream, 1 MiB per connection). */
   streamWindow?: number;
   connectionWindow?: number;
+  /** Directory to write one qlog file per connection into (a debugging aid; synchronous writes). */
+  qlogDir?: string;
 }
 
 export interface ListenOptions {
@@ -83,7 +87,7 @@ export class Engine extends EventEmitter {
   constructor(options: EngineOptions = {}) {
     super();
     checkObject('options', options);
-    const { ssl, reusePort, idleTimeout, handshakeTimeout, maxStreamsBidi, maxStreamsUni, streamWindow, connectionWindow } = options;
+    const { ssl, reusePort, idleTimeout, handshakeTimeout, maxStreamsBidi, maxStreamsUni, streamWindow, connectionWindow, qlogDir } = options;
     if (ssl !== undefined && !(ssl instanceof SslConfig)) throw invalidArgType('options.ssl', 'an SslConfig', ssl);
     checkOptionalBoolean('options.reusePort', reusePort);
     checkOptionalInteger('options.idleTimeout', idleTimeout, 1, 3600000);
@@ -92,6 +96,10 @@ export class Engine extends EventEmitter {
     checkOptionalInteger('options.maxStreamsUni', maxStreamsUni, 0, 1 << 30);
     checkOptionalInteger('options.streamWindow', streamWindow, 1024, MAX_U32);
     checkOptionalInteger('options.connectionWindow', connectionWindow, 1024, MAX_U32);
+    checkOptionalString('options.qlogDir', qlogDir);
+    if (qlogDir !== undefined && !fs.statSync(qlogDir, { throwIfNoEntry: false })?.isDirectory()) {
+      throw invalidArgValue('options.qlogDir', `must be an existing directory. Received '${qlogDir}'`);
+    }
     this.#ssl = ssl;
     this.#reusePort = reusePort ?? false;
     this.#native = new binding.Engine(this, {
@@ -102,6 +110,7 @@ export class Engine extends EventEmitter {
       maxStreamsUni,
       streamWindow,
       connectionWindow,
+      qlogDir: qlogDir === undefined ? undefined : path.resolve(qlogDir),
     });
   }
 

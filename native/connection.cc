@@ -109,8 +109,18 @@ void Connection::FillCallbacks(ngtcp2_callbacks* callbacks, bool server) {
   callbacks->extend_max_remote_streams_bidi = ExtendMaxRemoteStreamsBidi;
 }
 
-void Connection::FillSettings(ngtcp2_settings* settings, const TransportOptions& transport) {
+void Connection::FillSettings(ngtcp2_settings* settings, const TransportOptions& transport, const ngtcp2_cid& cid) {
   ngtcp2_settings_default(settings);
+  if (!transport.qlog_dir.empty()) {
+    static const char digits[] = "0123456789abcdef";
+    std::string name = transport.qlog_dir + (server_ ? "/server-" : "/client-");
+    for (size_t i = 0; i < cid.datalen; i++) {
+      name.push_back(digits[cid.data[i] >> 4]);
+      name.push_back(digits[cid.data[i] & 15]);
+    }
+    qlog_ = fopen((name + ".sqlog").c_str(), "w");
+    if (qlog_) settings->qlog_write = WriteQlog;
+  }
   settings->initial_ts = Now();
   settings->handshake_timeout = transport.handshake_timeout_ms * NGTCP2_MILLISECONDS;
   // Let ngtcp2 grow flow-control windows for fast readers, up to these caps.
@@ -139,7 +149,7 @@ std::string Connection::InitClient(Engine* engine, std::shared_ptr<SslContext> s
   ngtcp2_callbacks callbacks;
   FillCallbacks(&callbacks, false);
   ngtcp2_settings settings;
-  FillSettings(&settings, transport);
+  FillSettings(&settings, transport, dcid);
   ngtcp2_transport_params params;
   FillTransportParams(&params, transport);
   int rv = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &path_, NGTCP2_PROTO_VER_V1, &callbacks,
@@ -185,7 +195,7 @@ std::string Connection::InitServer(Engine* engine, std::shared_ptr<SslContext> s
   ngtcp2_callbacks callbacks;
   FillCallbacks(&callbacks, true);
   ngtcp2_settings settings;
-  FillSettings(&settings, transport);
+  FillSettings(&settings, transport, initial.dcid);
   ngtcp2_transport_params params;
   FillTransportParams(&params, transport);
   params.original_dcid = initial.dcid;
@@ -717,6 +727,17 @@ void Connection::ScheduleTimer() {
   uv_timer_start(timer_, OnTimer, delay_ms, 0);
 }
 
+// qlog is a debugging aid: written synchronously, one file per connection.
+void Connection::WriteQlog(void* user, uint32_t flags, const void* data, size_t length) {
+  auto* self = static_cast<Connection*>(user);
+  if (!self->qlog_) return;
+  fwrite(data, 1, length, self->qlog_);
+  if (flags & NGTCP2_QLOG_WRITE_FLAG_FIN) {
+    fclose(self->qlog_);
+    self->qlog_ = nullptr;
+  }
+}
+
 void Connection::OnTimer(uv_timer_t* timer) {
   auto* self = static_cast<Connection*>(timer->data);
   if (self->state_ == State::kFinished || self->state_ == State::kTerminated) return;
@@ -845,6 +866,10 @@ void Connection::Terminate() {
   if (conn_) {
     ngtcp2_conn_del(conn_);
     conn_ = nullptr;
+  }
+  if (qlog_) {
+    fclose(qlog_);
+    qlog_ = nullptr;
   }
   owner_.Reset();
 }

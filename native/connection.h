@@ -36,6 +36,7 @@ struct TransportOptions {
   uint64_t max_streams_uni = 128;
   uint64_t stream_window = 256 * 1024;
   uint64_t connection_window = 1024 * 1024;
+  std::string qlog_dir;  // empty: no qlog
 };
 
 struct ClientOptions {
@@ -167,11 +168,13 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   static int ExtendMaxStreamData(ngtcp2_conn* conn, int64_t stream_id, uint64_t max_data, void* self,
                                  void* stream_data);
   static void OnTimer(uv_timer_t* timer);
+  static void WriteQlog(void* self, uint32_t flags, const void* data, size_t length);
 
   void InitCommon(Engine* engine, std::shared_ptr<SslContext> ssl, const sockaddr* local,
                   const sockaddr* remote);
   void FillCallbacks(ngtcp2_callbacks* callbacks, bool server);
-  void FillSettings(ngtcp2_settings* settings, const TransportOptions& transport);
+  // `cid` names the qlog file when transport.qlog_dir is set.
+  void FillSettings(ngtcp2_settings* settings, const TransportOptions& transport, const ngtcp2_cid& cid);
   void FillTransportParams(ngtcp2_transport_params* params, const TransportOptions& transport);
   void OnHandshakeCompleted();
   void ReplayRejectedEarlyData();
@@ -198,6 +201,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   std::unique_ptr<TlsSession> tls_;
   std::shared_ptr<SslContext> ssl_;
   uv_timer_t* timer_ = nullptr;
+  FILE* qlog_ = nullptr;
   sockaddr_storage local_{};
   sockaddr_storage remote_{};
   ngtcp2_path path_{};

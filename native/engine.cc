@@ -63,6 +63,7 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   transport_.max_streams_uni = OptionalNumber(options, "maxStreamsUni", transport_.max_streams_uni);
   transport_.stream_window = OptionalNumber(options, "streamWindow", transport_.stream_window);
   transport_.connection_window = OptionalNumber(options, "connectionWindow", transport_.connection_window);
+  if (options.Get("qlogDir").IsString()) transport_.qlog_dir = options.Get("qlogDir").As<Napi::String>();
   DeriveTicketKey();
   gnutls_rnd(GNUTLS_RND_RANDOM, reset_secret_, sizeof(reset_secret_));
 
