@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { Engine } from '../lib';
+import { Connection, Engine, Stream } from '../lib';
 import { HOST, clientSsl, roundTrip, serverSsl, useEngines } from './helpers';
 
 describe('qlog', () => {
@@ -16,7 +16,7 @@ describe('qlog', () => {
 
   test('each side writes a qlog of the connection into qlogDir', async () => {
     const server = engines.engine({ ssl: serverSsl(), qlogDir: dir });
-    server.on('connection', (connection) => connection.on('stream', (stream) => stream.pipe(stream)));
+    server.on('connection', (connection: Connection) => connection.on('stream', (stream: Stream) => stream.pipe(stream)));
     const { port } = await server.listen({ host: HOST, port: 0 });
     const client = engines.engine({ qlogDir: dir });
     const connection = client.connect({ host: HOST, port, servername: 'localhost', ssl: clientSsl() });
