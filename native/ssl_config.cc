@@ -5,10 +5,12 @@ namespace quicket {
 namespace {
 constexpr unsigned kDefaultAntiReplayWindowMs = 60000;
 // QUIC requires TLS 1.3; middlebox compatibility mode must be off (RFC 9001 §8.4).
-// X25519 first: the cheapest key exchange, and what most QUIC stacks offer first.
+// X25519 first: the cheapest key exchange, and what most QUIC stacks offer first. AES-128-GCM
+// first: its suite's SHA-256 key schedule runs on SHA-NI, AES-256-GCM's SHA-384 does not (it was
+// a tenth of a 0-RTT handshake's CPU time), and packet protection is cheaper too.
 constexpr const char* kPriority =
     "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-SECP521R1:"
-    "%DISABLE_TLS13_COMPAT_MODE";
+    "-CIPHER-ALL:+AES-128-GCM:+CHACHA20-POLY1305:+AES-256-GCM:+AES-128-CCM:%DISABLE_TLS13_COMPAT_MODE";
 
 gnutls_datum_t Datum(const std::string& bytes) {
   return gnutls_datum_t{reinterpret_cast<unsigned char*>(const_cast<char*>(bytes.data())),
