@@ -158,7 +158,7 @@ std::string Connection::InitClient(Engine* engine, std::shared_ptr<SslContext> s
   engine_->AddConnectionId(scid, this);
   cids_.push_back(scid);
 
-  std::string error = tls_->InitClient(client.servername, client.alpn, client.session_data);
+  std::string error = tls_->InitClient(client.servername, client.alpn, client.session_data, client.early_data);
   if (!error.empty()) return error;
   ngtcp2_conn_set_tls_native_handle(conn_, tls_->session());
   if (tls_->session_refused()) {

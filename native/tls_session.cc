@@ -54,8 +54,10 @@ TlsSession* TlsSession::From(gnutls_session_t session) {
 
 std::string TlsSession::InitClient(const std::string& servername,
                                    const std::vector<std::string>& alpn,
-                                   const std::string& session_data) {
-  int rv = gnutls_init(&session_, GNUTLS_CLIENT | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA);
+                                   const std::string& session_data, bool early_data) {
+  // Without GNUTLS_ENABLE_EARLY_DATA the ClientHello does not announce 0-RTT at all.
+  unsigned flags = GNUTLS_CLIENT | GNUTLS_NO_END_OF_EARLY_DATA | (early_data ? GNUTLS_ENABLE_EARLY_DATA : 0);
+  int rv = gnutls_init(&session_, flags);
   if (rv != 0) return gnutls_strerror(rv);
   servername_ = servername;
   if ((rv = gnutls_priority_set(session_, context_->priority())) != 0) return gnutls_strerror(rv);

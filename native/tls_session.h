@@ -27,7 +27,7 @@ class TlsSession {
 
   // Each Init returns an empty string on success, else the reason.
   std::string InitClient(const std::string& servername, const std::vector<std::string>& alpn,
-                         const std::string& session_data);
+                         const std::string& session_data, bool early_data);
   std::string InitServer(const std::string& ticket_key);
 
   // Server: hand out NewSessionTicket messages once the handshake is complete.

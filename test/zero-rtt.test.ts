@@ -3,8 +3,8 @@
 // flight gets its early data refused.
 import { randomBytes } from 'node:crypto';
 
-import { Connection, Stream } from '../lib';
-import { HOST, readAll } from './helpers/index';
+import { Connection, Engine, HandshakeInfo, SslConfig, Stream } from '../lib';
+import { HOST, pem, readAll } from './helpers/index';
 import { clientEngine, exchange, fetchTicket, payload, received, TestServer, useCleanup } from './helpers/ticket-harness';
 import { UdpRelay } from './helpers/udp-relay';
 
@@ -165,5 +165,38 @@ describe('replay protection', () => {
     await control.waitForReceived(1);
     expect(control.received).toEqual([received(secret, true)]);
     await controlReplay.close();
+  });
+});
+
+describe('a client that does not want 0-RTT', () => {
+  test('resumes without announcing early data, and both sides agree on earlyData "none"', async () => {
+    const engines = [] as Engine[];
+    try {
+      const server = new Engine({ ssl: new SslConfig({ alpn: ['quicket-test'], cert: pem('server.pem'), key: pem('server-key.pem'), earlyData: true }) });
+      engines.push(server);
+      const serverSide: string[] = [];
+      server.on('connection', (connection: Connection) => {
+        connection.on('handshake', (info: HandshakeInfo) => serverSide.push(info.earlyData));
+        connection.on('stream', (stream: Stream) => stream.pipe(stream));
+      });
+      const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+      const client = new Engine();
+      engines.push(client);
+      const ssl = new SslConfig({ alpn: ['quicket-test'], ca: pem('ca.pem'), earlyData: false });
+      const first = client.connect({ host: '127.0.0.1', port, servername: 'localhost', ssl });
+      const ticket = await new Promise<Buffer>((resolve) => first.once('ticket', resolve));
+      await first.close();
+      const second = client.connect({ host: '127.0.0.1', port, servername: 'localhost', ssl, ticket });
+      const stream = second.openStream();
+      stream.end('late but safe');
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      expect(Buffer.concat(chunks).toString()).toBe('late but safe');
+      expect({ resumed: second.resumed, earlyData: second.earlyData }).toEqual({ resumed: true, earlyData: 'none' });
+      expect(serverSide).toEqual(['none', 'none']);
+      await second.close();
+    } finally {
+      await Promise.all(engines.map((engine) => engine.close()));
+    }
   });
 });
