@@ -7,7 +7,7 @@ export interface NativeBinding {
   SslConfig: new (options: object) => any;
   setCallbacks(callbacks: {
     onConnection(engineOwner: any, nativeConnection: any): object | undefined;
-    onEvent(connectionOwner: any, type: string, ...args: unknown[]): unknown;
+    onEvent(connectionOwner: any, type: string, a?: unknown, b?: unknown, c?: unknown, d?: unknown): unknown;
   }): void;
   versions: { ngtcp2: string; gnutls: string };
 }
@@ -26,5 +26,6 @@ export const binding: NativeBinding = load();
 
 binding.setCallbacks({
   onConnection: (engineOwner, nativeConnection) => engineOwner[kOnConnection](nativeConnection),
-  onEvent: (connectionOwner, type, ...args) => connectionOwner[kOnNativeEvent](type, ...args),
+  // Fixed arity (native passes at most four values): no rest arrays on this hot path.
+  onEvent: (connectionOwner, type, a, b, c, d) => connectionOwner[kOnNativeEvent](type, a, b, c, d),
 });

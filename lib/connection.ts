@@ -205,58 +205,62 @@ export class Connection extends EventEmitter implements StreamOwner {
 
   // ---- native events ----
   /** @internal */
-  [kOnNativeEvent](type: string, ...args: any[]): unknown {
+  [kOnNativeEvent](type: string, a?: any, b?: any, c?: any, d?: any): unknown {
     switch (type) {
       case 'streamData': {
-        const stream = this.#streams.get(args[0]);
-        return stream ? stream.receive(args[1], args[2]) : true;
+        const stream = this.#streams.get(a);
+        return stream ? stream.receive(b, c) : true;
       }
       case 'streamOpen': {
-        const id: bigint = args[0];
-        const stream = new Stream(this, id, { local: false, unidirectional: (id & 2n) !== 0n, early: args[1] });
+        const id: bigint = a;
+        const stream = new Stream(this, id, { local: false, unidirectional: (id & 2n) !== 0n, early: b });
         this.#streams.set(id, stream);
         this.emit('stream', stream);
         return undefined;
       }
       case 'streamDrain':
-        this.#streams.get(args[0])?.drained();
+        this.#streams.get(a)?.drained();
         return undefined;
       case 'streamReset':
-        this.#streams.get(args[0])?.reset(args[1], args[2]);
+        this.#streams.get(a)?.reset(b, c);
         return undefined;
       case 'streamClose': {
-        const stream = this.#streams.get(args[0]);
-        this.#streams.delete(args[0]);
-        stream?.nativeClose(args[1]);
+        const stream = this.#streams.get(a);
+        this.#streams.delete(a);
+        stream?.nativeClose(b);
         return undefined;
       }
       case 'streamsAvailable':
         this.#openPendingStreams();
         return undefined;
       case 'handshake':
-        this.#info = args[0];
-        this.#resolveHandshake(args[0]);
-        this.emit('handshake', args[0]);
-        // HTTP/3 requests made before the handshake could only start now.
-        this.#openPendingStreams();
+        this.#info = a;
+        this.#resolveHandshake(a);
+        try {
+          this.emit('handshake', a);
+        } finally {
+          // HTTP/3 requests made before the handshake could only start now (even if a
+          // 'handshake' listener threw).
+          this.#openPendingStreams();
+        }
         return undefined;
       case 'headers':
-        this.#streams.get(args[0])?.emit(kHeadersEvent, args[1], args[2]);
+        this.#streams.get(a)?.emit(kHeadersEvent, b, c);
         return undefined;
       case 'ticket':
-        this.#emitTicket(args[0], args[1], args[2], args[3]);
+        this.#emitTicket(a, b, c, d);
         return undefined;
       case 'ticketRejected':
-        this.emit('ticketRejected', args[0]);
+        this.emit('ticketRejected', a);
         return undefined;
       case 'earlyDataRejected':
         this.emit('earlyDataRejected');
         return undefined;
       case 'keylog':
-        this.emit('keylog', args[0]);
+        this.emit('keylog', a);
         return undefined;
       case 'close':
-        this.#finish(args[0]);
+        this.#finish(a);
         return undefined;
       default:
         return undefined;
@@ -310,8 +314,12 @@ export class Connection extends EventEmitter implements StreamOwner {
       this.#rejectHandshake(info.error ?? codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed before the handshake completed'));
     }
     this.#onClosed(this);
-    if (info.error && this.listenerCount('error') > 0) this.emit('error', info.error);
-    for (const resolve of this.#closeWaiters.splice(0)) resolve();
-    this.emit('close', info);
+    try {
+      if (info.error && this.listenerCount('error') > 0) this.emit('error', info.error);
+    } finally {
+      // A throwing 'error' listener must not leave close() pending or swallow 'close'.
+      for (const resolve of this.#closeWaiters.splice(0)) resolve();
+      this.emit('close', info);
+    }
   }
 }

@@ -56,7 +56,10 @@ std::string TlsSession::InitClient(const std::string& servername,
                                    const std::vector<std::string>& alpn,
                                    const std::string& session_data, bool early_data) {
   // Without GNUTLS_ENABLE_EARLY_DATA the ClientHello does not announce 0-RTT at all.
-  unsigned flags = GNUTLS_CLIENT | GNUTLS_NO_END_OF_EARLY_DATA | (early_data ? GNUTLS_ENABLE_EARLY_DATA : 0);
+  // One key share (X25519): a server without it asks again (HelloRetryRequest), which is rare;
+  // a second share costs every handshake a P-256 key generation.
+  unsigned flags = GNUTLS_CLIENT | GNUTLS_NO_END_OF_EARLY_DATA | GNUTLS_KEY_SHARE_TOP |
+                   (early_data ? GNUTLS_ENABLE_EARLY_DATA : 0);
   int rv = gnutls_init(&session_, flags);
   if (rv != 0) return gnutls_strerror(rv);
   servername_ = servername;
@@ -77,23 +80,17 @@ std::string TlsSession::InitClient(const std::string& servername,
   }
   gnutls_handshake_set_hook_function(session_, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_BOTH,
                                      OnNewSessionTicket);
-  session_refused_ = !session_data.empty() && !SessionDataUsable(session_data);
-  if (!session_data.empty() && !session_refused_) {
-    rv = gnutls_session_set_data(session_, session_data.data(), session_data.size());
-    if (rv != 0) session_refused_ = true;
+  if (!session_data.empty() && gnutls_session_set_data(session_, session_data.data(), session_data.size()) != 0) {
+    // GnuTLS 3.7.9 crashes in gnutls_deinit() after gnutls_session_set_data() refused the data:
+    // abandon this session on purpose (a small leak per damaged ticket instead of a crash) and
+    // start afresh for a full handshake.
+    gnutls_session_set_ptr(session_, nullptr);
+    session_ = nullptr;
+    std::string error = InitClient(servername, alpn, "", early_data);
+    session_refused_ = true;
+    return error;
   }
   return "";
-}
-
-// GnuTLS 3.7.9 crashes in gnutls_deinit() after gnutls_session_set_data() refused the data, so
-// damaged session data is tried on a scratch session first, which is deliberately never freed
-// when it refuses (a small leak per damaged ticket, instead of a crash).
-bool TlsSession::SessionDataUsable(const std::string& session_data) {
-  gnutls_session_t scratch;
-  if (gnutls_init(&scratch, GNUTLS_CLIENT) != 0) return false;
-  if (gnutls_session_set_data(scratch, session_data.data(), session_data.size()) != 0) return false;
-  gnutls_deinit(scratch);
-  return true;
 }
 
 std::string TlsSession::InitServer(const std::string& ticket_key) {

@@ -52,7 +52,6 @@ class TlsSession {
                                 unsigned incoming, const gnutls_datum_t* message);
   static int OnKeylog(gnutls_session_t session, const char* label, const gnutls_datum_t* secret);
   static TlsSession* From(gnutls_session_t session);
-  static bool SessionDataUsable(const std::string& session_data);
 
   std::shared_ptr<SslContext> context_;
   ngtcp2_crypto_conn_ref* conn_ref_;
