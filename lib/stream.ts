@@ -130,7 +130,18 @@ export class Stream extends Duplex {
   /** @internal Data from the peer; returns true when it can be credited back at once. */
   receive(data: Buffer, fin: boolean): boolean {
     if (this.destroyed) return true;
-    const flowing = data.length === 0 ? true : this.push(data);
+    let flowing = true;
+    try {
+      if (data.length > 0) flowing = this.push(data);
+    } catch (error) {
+      // A 'data' listener threw. The chunk did reach the application, so credit it to flow
+      // control here (native code does not when this call throws: left uncredited, every such
+      // chunk would shrink the peer's window until the stream stalls), and still deliver the
+      // FIN; then let the exception go on to become an uncaughtException.
+      if (!this.#nativeClosed && this.#id !== PENDING_ID) this.#owner.nativeConsume(this.#id, data.length);
+      if (fin) this.push(null);
+      throw error;
+    }
     if (fin) this.push(null);
     if (!flowing) this.#unconsumed += data.length;
     return flowing;

@@ -619,6 +619,10 @@ int Connection::WritePackets(ngtcp2_path_storage* ps, uint64_t ts) {
     batched = 0;
     segment = 0;
   };
+  // A client still handshaking first writes handshake packets alone: ngtcp2 1.11 otherwise
+  // coalesces a retransmitted Initial with 0-RTT data into a datagram under 1200 bytes, which
+  // servers must drop (RFC 9000 §14.1), so a lost first flight never recovered.
+  bool handshake_packets_first = !server_ && state_ == State::kHandshaking;
   for (size_t sent = 0; sent < kMaxPacketsPerFlush;) {
     uint8_t* packet = batch + batched;
     size_t max_size = std::min(packet_size, Engine::kSendBufferSize - batched);
@@ -627,7 +631,9 @@ int Connection::WritePackets(ngtcp2_path_storage* ps, uint64_t ts) {
     uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
     int64_t stream_id = -1;
     Stream* stream = nullptr;
-    if (http3_) {
+    if (handshake_packets_first) {
+      flags = NGTCP2_WRITE_STREAM_FLAG_NONE;
+    } else if (http3_) {
       int fin = 0;
       if (ngtcp2_conn_get_max_data_left(conn_) > 0) {
         nghttp3_ssize n = nghttp3_conn_writev_stream(http3_->get(), &stream_id, &fin,
@@ -700,6 +706,10 @@ int Connection::WritePackets(ngtcp2_path_storage* ps, uint64_t ts) {
         stream->send.MarkSent(written_data);
         if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && stream->send.unsent_bytes() == 0) stream->fin_sent = true;
       }
+    }
+    if (handshake_packets_first) {
+      handshake_packets_first = false;
+      if (n == 0) continue;  // nothing of the handshake pending: go on with stream data
     }
     if (n == 0) break;
     sent++;
@@ -889,9 +899,13 @@ void Connection::DeliverEvents(Napi::Env env) {
     Event event = std::move(events_.front());
     events_.pop_front();
     if (event.type == EventType::kConnection) {
-      Napi::Value owner = addon->on_connection.MakeCallback(env.Global(), {engine_->owner(), self},
-                                                            engine_->async_context());
-      if (owner.IsObject()) SetOwner(owner.As<Napi::Object>());
+      try {
+        Napi::Value owner = addon->on_connection.MakeCallback(env.Global(), {engine_->owner(), self},
+                                                              engine_->async_context());
+        if (owner.IsObject()) SetOwner(owner.As<Napi::Object>());
+      } catch (const Napi::Error& error) {
+        engine_->ReportCallbackException(error);
+      }
       continue;
     }
     if (owner_.IsEmpty()) continue;

@@ -112,6 +112,7 @@ std::string TlsSession::InitServer(const std::string& ticket_key) {
   memcpy(ticket_key_.data, ticket_key.data(), ticket_key.size());
   ticket_key_.size = ticket_key.size();
   if ((rv = gnutls_session_ticket_enable_server(session_, &ticket_key_)) != 0) return gnutls_strerror(rv);
+  gnutls_handshake_set_hook_function(session_, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_POST, OnClientHello);
   gnutls_db_set_cache_expiration(session_, context_->ticket_lifetime());
   if (context_->early_data()) {
     // RFC 9001 §4.6.1: a QUIC ticket that allows 0-RTT carries max_early_data_size 0xffffffff.
@@ -219,6 +220,18 @@ bool ParseNewSessionTicket(const gnutls_datum_t* message, TicketTerms* terms) {
   return true;
 }
 }  // namespace
+
+// A ClientHello without QUIC transport parameters is not QUIC (RFC 9001 §8.2): refuse it here,
+// or ngtcp2 (1.11) would assert when writing the first server packet without them.
+int TlsSession::OnClientHello(gnutls_session_t session, unsigned, unsigned, unsigned, const gnutls_datum_t*) {
+  auto* ref = static_cast<ngtcp2_crypto_conn_ref*>(gnutls_session_get_ptr(session));
+  ngtcp2_conn* conn = ref ? ref->get_conn(ref) : nullptr;
+  if (conn && ngtcp2_conn_get_remote_transport_params(conn) == nullptr) {
+    ngtcp2_conn_set_tls_alert(conn, 109 /* missing_extension */);
+    return GNUTLS_E_MISSING_EXTENSION;
+  }
+  return 0;
+}
 
 // Called before GnuTLS parses a NewSessionTicket (the whole body is visible, so its terms are
 // read here) and after (the session data that resumes it exists only then).

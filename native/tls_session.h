@@ -50,6 +50,8 @@ class TlsSession {
  private:
   static int OnNewSessionTicket(gnutls_session_t session, unsigned type, unsigned when,
                                 unsigned incoming, const gnutls_datum_t* message);
+  static int OnClientHello(gnutls_session_t session, unsigned type, unsigned when, unsigned incoming,
+                           const gnutls_datum_t* message);
   static int OnKeylog(gnutls_session_t session, const char* label, const gnutls_datum_t* secret);
   static TlsSession* From(gnutls_session_t session);
 

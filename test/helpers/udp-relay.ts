@@ -52,8 +52,12 @@ export interface RelayStats {
   blackedOut: number;
 }
 
-/** A tap sees every datagram before faults are applied; returning 'drop' drops it. */
-export type RelayTap = (datagram: RelayedDatagram) => 'drop' | void;
+/**
+ * A tap sees every datagram before faults are applied; returning 'drop' drops it, 'pass' forwards
+ * it untouched by this direction's faults (the PRNG still advances, so the datagrams after it meet
+ * the same fates as without the tap).
+ */
+export type RelayTap = (datagram: RelayedDatagram) => 'drop' | 'pass' | void;
 
 /** mulberry32: a tiny, good-enough seeded PRNG returning floats in [0, 1). */
 export function mulberry32(seed: number): () => number {
@@ -277,21 +281,29 @@ export class UdpRelay {
   #relay(direction: Direction, client: string, data: Buffer, send: () => void): void {
     const stats = this.stats[direction];
     stats.received++;
+    let pass = false;
     for (const tap of this.#taps) {
-      if (tap({ direction, client, data }) === 'drop') {
+      const verdict = tap({ direction, client, data });
+      if (verdict === 'drop') {
         stats.dropped++;
         return;
       }
+      if (verdict === 'pass') pass = true;
     }
     if (this.#blackout[direction]) {
       stats.blackedOut++;
       return;
     }
-    const faults = this.#faults[direction];
     // Always draw the same number of random values per datagram, so one decision does not shift
     // the others and a seed reproduces the same pattern.
     const random = this.#random[direction];
     const [dropRoll, duplicateRoll, reorderRoll, jitterRoll] = [random(), random(), random(), random()];
+    if (pass) {
+      send();
+      stats.forwarded++;
+      return;
+    }
+    const faults = this.#faults[direction];
     if (dropRoll < (faults.drop ?? 0)) {
       stats.dropped++;
       return;
