@@ -130,9 +130,11 @@ export class Engine extends EventEmitter {
   }
 
   /** The bound UDP address. */
+  /** The bound UDP address: after listen(), or after the first connect() bound the socket. */
   address(): AddressInfo {
-    if (!this.#address) throw Object.assign(new Error('the engine is not bound'), { code: 'ERR_QUIC_NOT_BOUND' });
-    return { ...this.#address };
+    const bound: AddressInfo | undefined = this.#closed ? this.#address : this.#native.address() ?? this.#address;
+    if (!bound) throw Object.assign(new Error('the engine is not bound'), { code: 'ERR_QUIC_NOT_BOUND' });
+    return { ...bound };
   }
 
   /** Starts a connection (synchronously). Streams opened in the same tick ride the first flight. */

@@ -794,6 +794,8 @@ void Connection::HandleLibraryError(int error) {
       break;
     }
     case NGTCP2_ERR_IDLE_CLOSE:
+      // Silent (nothing is sent), but say why, so it is not mistaken for a clean close.
+      info.reason = "idle timeout";
       if (state_ == State::kHandshaking) {
         info.error_code = "ERR_QUIC_HANDSHAKE_TIMEOUT";
         info.error_message = "the handshake did not complete before the idle timeout";

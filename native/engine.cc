@@ -40,6 +40,7 @@ void ThrowUv(Napi::Env env, int error, const std::string& what) {
 Napi::Function Engine::Init(Napi::Env env) {
   return DefineClass(env, "Engine",
                      {InstanceMethod<&Engine::Bind>("bind"),
+                      InstanceMethod<&Engine::Address>("address"),
                       InstanceMethod<&Engine::Listen>("listen"),
                       InstanceMethod<&Engine::Connect>("connect"),
                       InstanceMethod<&Engine::Close>("close"),
@@ -169,6 +170,11 @@ Napi::Value Engine::Bind(const Napi::CallbackInfo& info) {
   }
   family_ = address.ss_family;
   return AddressObject(env);
+}
+
+// address() -> { address, port, family }, or undefined before the socket exists.
+Napi::Value Engine::Address(const Napi::CallbackInfo& info) {
+  return socket_ ? AddressObject(info.Env()) : info.Env().Undefined();
 }
 
 void Engine::Listen(const Napi::CallbackInfo& info) {

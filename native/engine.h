@@ -52,6 +52,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   // JS methods.
   Napi::Value Bind(const Napi::CallbackInfo& info);
   void Listen(const Napi::CallbackInfo& info);
+  Napi::Value Address(const Napi::CallbackInfo& info);
   Napi::Value Connect(const Napi::CallbackInfo& info);
   void Close(const Napi::CallbackInfo& info);
   Napi::Value GetTicketKeys(const Napi::CallbackInfo& info);

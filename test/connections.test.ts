@@ -279,3 +279,19 @@ describe('connections', () => {
     });
   });
 });
+
+describe('engine.address()', () => {
+  const engines = useEngines();
+
+  test('a client engine reports the address its first connect() bound, and throws before that', async () => {
+    const server = await engines.server();
+    const client = engines.engine();
+    expect(() => client.address()).toThrow(expect.objectContaining({ code: 'ERR_QUIC_NOT_BOUND' }));
+    const connection = client.connect({ host: HOST, port: server.port, servername: 'localhost', ssl: clientSsl() });
+    await connection.handshake;
+    const bound = client.address();
+    expect(bound).toMatchObject({ address: '0.0.0.0', family: 'IPv4' });
+    expect(bound.port).toBeGreaterThan(0);
+    expect(server.engine.address()).toMatchObject({ address: HOST, port: server.port, family: 'IPv4' });
+  });
+});

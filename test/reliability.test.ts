@@ -238,12 +238,12 @@ describe('reliability through a fault-injecting relay', () => {
       stream.write(pattern(100000, 1)); // never acknowledged
 
       const info = await clientClosed;
-      expect(info).toMatchObject({ remote: false, code: 0 });
+      expect(info).toMatchObject({ remote: false, code: 0, reason: 'idle timeout' });
       expect(info.error).toBeUndefined();
       expect(await failed).toMatchObject({ code: 'ERR_QUIC_CONNECTION_CLOSED' });
       expect(Date.now() - started).toBeGreaterThanOrEqual(IDLE - 50);
       const serverInfo = await server.closed(serverConnection);
-      expect(serverInfo).toMatchObject({ remote: false, code: 0 });
+      expect(serverInfo).toMatchObject({ remote: false, code: 0, reason: 'idle timeout' });
       expect(serverInfo.error).toBeUndefined();
       expect(dark.stats.toServer.blackedOut).toBeGreaterThan(0);
     });
