@@ -102,6 +102,12 @@ export class Engine extends EventEmitter {
     }
     this.#ssl = ssl;
     this.#reusePort = reusePort ?? false;
+    this.on('newListener', (event) => {
+      if (event === 'keylog' && this.listenerCount('keylog') === 0) this.#native.setWantKeylog(true);
+    });
+    this.on('removeListener', (event) => {
+      if (event === 'keylog' && this.listenerCount('keylog') === 0) this.#native.setWantKeylog(false);
+    });
     this.#native = new binding.Engine(this, {
       ssl: ssl?.[kNativeSsl],
       idleTimeout,
@@ -229,6 +235,8 @@ export class Engine extends EventEmitter {
     const connection = new Connection(true, '', [...ssl.alpn], (closed) => this.#connections.delete(closed));
     connection[kAttachNative](native);
     this.#connections.add(connection);
+    // Like tls.Server's 'keylog': (line, connection), from the connection's first secret on.
+    if (this.listenerCount('keylog') > 0) connection.on('keylog', (line: Buffer) => this.emit('keylog', line, connection));
     try {
       this.emit('connection', connection);
     } catch (error) {

@@ -187,7 +187,7 @@ std::string Connection::InitClient(Engine* engine, std::shared_ptr<SslContext> s
 
 std::string Connection::InitServer(Engine* engine, std::shared_ptr<SslContext> ssl, const std::string& ticket_key,
                                    const sockaddr* local, const sockaddr* remote, const ngtcp2_pkt_hd& initial,
-                                   const TransportOptions& transport) {
+                                   const TransportOptions& transport, bool want_keylog) {
   InitCommon(engine, std::move(ssl), local, remote);
   server_ = true;
   ngtcp2_cid scid;
@@ -212,6 +212,9 @@ std::string Connection::InitServer(Engine* engine, std::shared_ptr<SslContext> s
   cids_.push_back(scid);
   std::string error = tls_->InitServer(ticket_key);
   if (!error.empty()) return error;
+  if (want_keylog) {
+    tls_->set_keylog_handler([this](std::string line) { Queue({EventType::kKeylog, -1, 0, false, std::move(line)}); });
+  }
   ngtcp2_conn_set_tls_native_handle(conn_, tls_->session());
   return "";
 }

@@ -60,7 +60,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
                          const ClientOptions& client);
   std::string InitServer(Engine* engine, std::shared_ptr<SslContext> ssl, const std::string& ticket_key,
                          const sockaddr* local, const sockaddr* remote, const ngtcp2_pkt_hd& initial,
-                         const TransportOptions& transport);
+                         const TransportOptions& transport, bool want_keylog);
 
   void SetOwner(Napi::Object owner) { owner_ = Napi::Persistent(owner); }
   // Engine-facing: a datagram for this connection, a flush of pending packets, event delivery.

@@ -41,6 +41,7 @@ Napi::Function Engine::Init(Napi::Env env) {
   return DefineClass(env, "Engine",
                      {InstanceMethod<&Engine::Bind>("bind"),
                       InstanceMethod<&Engine::Address>("address"),
+                      InstanceMethod<&Engine::SetWantKeylog>("setWantKeylog"),
                       InstanceMethod<&Engine::Listen>("listen"),
                       InstanceMethod<&Engine::Connect>("connect"),
                       InstanceMethod<&Engine::Close>("close"),
@@ -172,6 +173,9 @@ Napi::Value Engine::Bind(const Napi::CallbackInfo& info) {
   return AddressObject(env);
 }
 
+// Server connections log their TLS secrets from the first ClientHello on, before JS sees them.
+void Engine::SetWantKeylog(const Napi::CallbackInfo& info) { want_keylog_ = info[0].ToBoolean(); }
+
 // address() -> { address, port, family }, or undefined before the socket exists.
 Napi::Value Engine::Address(const Napi::CallbackInfo& info) {
   return socket_ ? AddressObject(info.Env()) : info.Env().Undefined();
@@ -246,7 +250,7 @@ void Engine::Accept(const uint8_t* data, size_t length, const sockaddr* remote) 
   Connection* connection = Connection::Unwrap(object);
   connections_.emplace(connection, Napi::Persistent(object));
   std::string error = connection->InitServer(this, ssl_, ticket_key_, socket_->local_address(), remote,
-                                             header, transport_);
+                                             header, transport_, want_keylog_);
   if (!error.empty()) {
     connection->Terminate();
     return;

@@ -53,6 +53,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   Napi::Value Bind(const Napi::CallbackInfo& info);
   void Listen(const Napi::CallbackInfo& info);
   Napi::Value Address(const Napi::CallbackInfo& info);
+  void SetWantKeylog(const Napi::CallbackInfo& info);
   Napi::Value Connect(const Napi::CallbackInfo& info);
   void Close(const Napi::CallbackInfo& info);
   Napi::Value GetTicketKeys(const Napi::CallbackInfo& info);
@@ -74,6 +75,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   uv_idle_t* idle_ = nullptr;  // keeps the loop from blocking in poll while work is pending
   int family_ = AF_UNSPEC;
   bool listening_ = false;
+  bool want_keylog_ = false;
   bool closing_ = false;
   int handles_open_ = 0;
   Napi::FunctionReference close_callback_;
