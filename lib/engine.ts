@@ -268,3 +268,21 @@ export class Engine extends EventEmitter {
     if (!this.#ssl) throw Object.assign(new Error('the engine has no SslConfig'), { code: 'ERR_QUIC_NO_SSL_CONFIG' });
   }
 }
+
+export interface EngineEvents {
+  connection: [connection: Connection];
+  listening: [];
+  close: [];
+  error: [error: Error];
+  keylog: [line: Buffer, connection: Connection];
+}
+
+// Typed listeners for the events above (the untyped EventEmitter signatures remain available).
+export interface Engine {
+  on<E extends keyof EngineEvents>(event: E, listener: (...args: EngineEvents[E]) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this; // eslint-disable-line @typescript-eslint/no-explicit-any
+  once<E extends keyof EngineEvents>(event: E, listener: (...args: EngineEvents[E]) => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this; // eslint-disable-line @typescript-eslint/no-explicit-any
+  off<E extends keyof EngineEvents>(event: E, listener: (...args: EngineEvents[E]) => void): this;
+  off(event: string | symbol, listener: (...args: any[]) => void): this; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
