@@ -304,9 +304,11 @@ export class Connection extends EventEmitter implements StreamOwner {
     this.#closed = true;
     if (this.#failure && !info.error) info.error = this.#failure;
     this.#closeInfo = info;
-    const streamError = info.error ?? codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed');
-    for (const stream of [...this.#streams.values(), ...this.#pendingStreams.map((p) => p.stream)]) {
-      stream.connectionClosed(streamError);
+    const open = [...this.#streams.values(), ...this.#pendingStreams.map((p) => p.stream)];
+    if (open.length > 0) {
+      // Only made when needed: an Error captures a stack, which costs on every clean close.
+      const streamError = info.error ?? codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed');
+      for (const stream of open) stream.connectionClosed(streamError);
     }
     this.#streams.clear();
     this.#pendingStreams = [];
