@@ -183,7 +183,6 @@ export class Engine extends EventEmitter {
       sessionData: usable?.sessionData,
       transportParams: usable?.earlyData ? usable.transportParams : undefined,
       earlyData: clientSsl.earlyData ?? true,
-      keylog: false,
     });
     connection[kAttachNative](native);
     connection.remotePort = port;

@@ -177,9 +177,6 @@ std::string Connection::InitClient(Engine* engine, std::shared_ptr<SslContext> s
     OnTicket(std::move(data), lifetime, early_data);
   });
   tls_->set_want_tickets(want_tickets_);
-  if (client.want_keylog) {
-    tls_->set_keylog_handler([this](std::string line) { Queue({EventType::kKeylog, -1, 0, false, std::move(line)}); });
-  }
   // The first flight waits for the next loop turn so streams opened in this tick can ride it.
   MarkDirty();
   return "";
@@ -212,9 +209,7 @@ std::string Connection::InitServer(Engine* engine, std::shared_ptr<SslContext> s
   cids_.push_back(scid);
   std::string error = tls_->InitServer(ticket_key);
   if (!error.empty()) return error;
-  if (want_keylog) {
-    tls_->set_keylog_handler([this](std::string line) { Queue({EventType::kKeylog, -1, 0, false, std::move(line)}); });
-  }
+  LogKeys(want_keylog);
   ngtcp2_conn_set_tls_native_handle(conn_, tls_->session());
   return "";
 }
@@ -254,7 +249,12 @@ int Connection::ReceiveCryptoData(ngtcp2_conn* conn, ngtcp2_encryption_level lev
     self->peer_verified_ = true;
     self->Queue({EventType::kConnection});
   }
-  return ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data, datalen, user);
+  int rv = ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data, datalen, user);
+  // The server knows the ALPN once the ClientHello is processed: decide on HTTP/3 once, here.
+  if (rv == 0 && self->server_ && level == NGTCP2_ENCRYPTION_LEVEL_INITIAL) {
+    self->http3_wanted_ = self->tls_->alpn() == "h3";
+  }
+  return rv;
 }
 
 int Connection::HandshakeCompleted(ngtcp2_conn*, void* user) {
@@ -264,7 +264,7 @@ int Connection::HandshakeCompleted(ngtcp2_conn*, void* user) {
 
 void Connection::OnHandshakeCompleted() {
   state_ = State::kEstablished;
-  if (!http3_ && (http3_wanted_ || (server_ && tls_->alpn() == "h3"))) StartHttp3();
+  if (!http3_ && http3_wanted_) StartHttp3();
   if (server_) {
     tls_->SendTickets();
   } else if (early_attempted_ && !tls_->early_data_accepted()) {
@@ -357,7 +357,7 @@ int Connection::ReceiveStreamData(ngtcp2_conn*, uint32_t flags, int64_t stream_i
   bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
   bool early = (flags & NGTCP2_STREAM_DATA_FLAG_0RTT) != 0;
   stream->received += datalen;
-  if (!self->http3_ && self->server_ && self->tls_->alpn() == "h3") self->StartHttp3();
+  if (!self->http3_ && self->http3_wanted_) self->StartHttp3();
   if (!self->http3_) {
     self->QueueStreamOpen(stream, early);
     self->QueueData(stream_id, data, datalen, fin);
@@ -1026,18 +1026,23 @@ void Connection::ThrowIfFinished(Napi::Env env) const {
 Napi::Value Connection::OpenStream(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ThrowIfFinished(env);
-  bool bidi = info[0].ToBoolean();
+  Stream* stream = OpenLocalStream(env, info[0].ToBoolean());
+  if (!stream) return env.Null();  // JS waits for 'streamsAvailable'
+  return BigIntOf(env, stream->id);
+}
+
+// Opens a stream of ours; null while the peer's stream limit is reached.
+Connection::Stream* Connection::OpenLocalStream(Napi::Env env, bool bidi) {
   int64_t id = -1;
   int rv = bidi ? ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr) : ngtcp2_conn_open_uni_stream(conn_, &id, nullptr);
-  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return env.Null();  // JS waits for 'streamsAvailable'
+  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return nullptr;
   if (rv != 0) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_STREAM_OPEN", ngtcp2_strerror(rv));
   auto stream = std::make_unique<Stream>();
   stream->id = id;
   stream->local = true;
   stream->announced = true;
   stream->early = state_ == State::kHandshaking;
-  streams_.emplace(id, std::move(stream));
-  return BigIntOf(env, id);
+  return streams_.emplace(id, std::move(stream)).first->second.get();
 }
 
 Napi::Value Connection::Write(const Napi::CallbackInfo& info) {
@@ -1121,9 +1126,11 @@ void Connection::SetWantTickets(const Napi::CallbackInfo& info) {
   if (tls_) tls_->set_want_tickets(want_tickets_);
 }
 
-void Connection::SetWantKeylog(const Napi::CallbackInfo& info) {
+void Connection::SetWantKeylog(const Napi::CallbackInfo& info) { LogKeys(info[0].ToBoolean()); }
+
+void Connection::LogKeys(bool on) {
   if (!tls_) return;
-  if (info[0].ToBoolean()) {
+  if (on) {
     tls_->set_keylog_handler([this](std::string line) { Queue({EventType::kKeylog, -1, 0, false, std::move(line)}); });
   } else {
     tls_->set_keylog_handler(nullptr);
@@ -1150,22 +1157,14 @@ Napi::Value Connection::SubmitRequest(const Napi::CallbackInfo& info) {
     }
     return env.Null();  // HTTP/3 starts at the handshake; JS retries on 'streamsAvailable'
   }
-  int64_t id = -1;
-  int rv = ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr);
-  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return env.Null();
-  if (rv != 0) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_STREAM_OPEN", ngtcp2_strerror(rv));
-  auto stream = std::make_unique<Stream>();
-  stream->id = id;
-  stream->local = true;
-  stream->announced = true;
-  stream->early = state_ == State::kHandshaking;
+  Stream* stream = OpenLocalStream(env, true);
+  if (!stream) return env.Null();
   stream->request_headers = HeaderList(info[0]);
-  if ((rv = http3_->SubmitRequest(id, stream->request_headers, true)) != 0) {
+  if (int rv = http3_->SubmitRequest(stream->id, stream->request_headers, true); rv != 0) {
     ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_HTTP3", nghttp3_strerror(rv));
   }
-  streams_.emplace(id, std::move(stream));
   MarkDirty();
-  return BigIntOf(env, id);
+  return BigIntOf(env, stream->id);
 }
 
 // submitResponse(streamId, headers)

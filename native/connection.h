@@ -45,7 +45,6 @@ struct ClientOptions {
   std::string session_data;       // from a ticket; empty for a full handshake
   std::string transport_params;   // the server's 0-RTT transport parameters from the same ticket
   bool early_data = true;
-  bool want_keylog = false;
 };
 
 class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Host {
@@ -184,6 +183,8 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   void MarkSendable(Stream* stream);
   void MarkDirty();
   Stream* FindStream(int64_t id);
+  Stream* OpenLocalStream(Napi::Env env, bool bidi);
+  void LogKeys(bool on);
   Stream* NextSendable();
   bool HasUnackedData() const;
   void ScheduleTimer();
@@ -213,7 +214,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   bool streams_available_queued_ = false;
 
   std::unique_ptr<Http3Session> http3_;
-  bool http3_wanted_ = false;  // client offered only h3
+  bool http3_wanted_ = false;  // client offered only h3; server negotiated h3
   bool http3_failed_ = false;  // close_error_ holds the HTTP/3 error to send
   bool peer_verified_ = false;
   bool early_attempted_ = false;

@@ -213,7 +213,6 @@ Napi::Value Engine::Connect(const Napi::CallbackInfo& info) {
   if (options.Get("sessionData").IsTypedArray()) client.session_data = BytesOf(options.Get("sessionData"));
   if (options.Get("transportParams").IsTypedArray()) client.transport_params = BytesOf(options.Get("transportParams"));
   client.early_data = options.Get("earlyData").ToBoolean();
-  client.want_keylog = options.Get("keylog").ToBoolean();
 
   Napi::Object object = GetAddonData(env)->connection_constructor.New({});
   Connection* connection = Connection::Unwrap(object);

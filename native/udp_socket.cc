@@ -148,12 +148,11 @@ void UdpSocket::SendBatch(const uint8_t* data, size_t length, size_t segment, co
 }
 
 void UdpSocket::Queue(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote) {
-  size_t queued = 0;
-  for (const auto& pending : pending_) queued += pending.data.size();
-  if (queued + length > kMaxPendingBytes) return;
+  if (pending_bytes_ + length > kMaxPendingBytes) return;
   Pending pending{std::vector<uint8_t>(data, data + length), segment, {}};
   memcpy(&pending.remote, remote, AddressLength(remote));
   pending_.push_back(std::move(pending));
+  pending_bytes_ += length;
   Watch();
 }
 
@@ -162,6 +161,7 @@ void UdpSocket::FlushPending() {
     Pending& next = pending_.front();
     int error = Transmit(next.data.data(), next.data.size(), next.segment, reinterpret_cast<sockaddr*>(&next.remote));
     if (error == EAGAIN || error == EWOULDBLOCK || error == ENOBUFS) break;
+    pending_bytes_ -= next.data.size();
     pending_.pop_front();
   }
   Watch();

@@ -61,6 +61,7 @@ class UdpSocket {
   sockaddr_storage local_{};
   bool gso_ = true;  // cleared the first time the kernel refuses UDP_SEGMENT
   std::deque<Pending> pending_;
+  size_t pending_bytes_ = 0;
   std::function<void()> on_closed_;
   std::unique_ptr<uint8_t[]> receive_buffer_;
 };
