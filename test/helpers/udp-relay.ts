@@ -8,6 +8,7 @@
 // Each client address (ip:port) gets its own upstream socket, so the server sees one distinct
 // peer per client, and many clients can share one relay.
 import dgram from 'node:dgram';
+import { mulberry32 } from './bad-tickets';
 
 export type Direction = 'toServer' | 'toClient';
 
@@ -59,17 +60,8 @@ export interface RelayStats {
  */
 export type RelayTap = (datagram: RelayedDatagram) => 'drop' | 'pass' | void;
 
-/** mulberry32: a tiny, good-enough seeded PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: a tiny, good-enough seeded PRNG returning floats in [0, 1) (one copy, in bad-tickets.js). */
+export { mulberry32 };
 
 interface ClientSession {
   key: string;
