@@ -5,12 +5,25 @@
       "sources": [
         "<!@(node -p \"require('./native/sources.json').join(' ')\")"
       ],
+      "include_dirs+": [
+        "<!(node scripts/build-deps.js --include)"
+      ],
       "include_dirs": [
-        "<!(node -p \"require('node-addon-api').include_dir\")",
-        "<!@(pkg-config --cflags-only-I libngtcp2 libngtcp2_crypto_gnutls libnghttp3 gnutls | sed 's/-I//g')"
+        "<!(node -p \"require('node-addon-api').include_dir\")"
       ],
       "libraries": [
-        "<!@(pkg-config --libs libngtcp2 libngtcp2_crypto_gnutls libnghttp3 gnutls)"
+        "<!@(node scripts/build-deps.js --libs)",
+        "-lpthread",
+        "-ldl"
+      ],
+      "conditions": [
+        ["OS=='mac'", {
+          "xcode_settings": {
+            "OTHER_LDFLAGS": ["-Wl,-exported_symbols_list,<(module_root_dir)/native/exports.txt"]
+          }
+        }, {
+          "ldflags": ["-Wl,--exclude-libs,ALL", "-Wl,--version-script=<(module_root_dir)/native/exports.map"]
+        }]
       ],
       "defines": [
         "NAPI_VERSION=8",

@@ -9,7 +9,7 @@ export interface NativeBinding {
     onConnection(engineOwner: any, nativeConnection: any): object | undefined;
     onEvent(connectionOwner: any, type: string, a?: unknown, b?: unknown, c?: unknown, d?: unknown): unknown;
   }): void;
-  versions: { ngtcp2: string; gnutls: string };
+  versions: { openssl: string; ngtcp2: string; nghttp3: string };
 }
 
 export const kOnConnection = Symbol('quicket.onConnection');

@@ -244,7 +244,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .option('--port <port>', 'UDP port (0 picks a free one)', '4433')
     .option('--early-data', 'accept 0-RTT requests')
-    .option('--ticket-keys-file <file>', '64-byte ticket key shared by servers that resume each other\'s tickets')
+    .option('--ticket-keys-file <file>', '48-byte ticket key (node:tls layout) shared by servers that resume each other\'s tickets')
     .action(serve);
   await program.parseAsync(argv);
 }

@@ -15,7 +15,7 @@ import {
   invalidArgType,
   invalidArgValue,
 } from './errors';
-import { kNativeSsl, SslConfig, TICKET_KEYS_LENGTH } from './ssl-config';
+import { checkTicketKeys, kNativeSsl, SslConfig } from './ssl-config';
 import { decodeTicket, TicketContents } from './ticket';
 
 export interface EngineOptions {
@@ -195,20 +195,21 @@ export class Engine extends EventEmitter {
     return connection;
   }
 
-  /** The server's 64-byte ticket key (like tls.Server#getTicketKeys()). */
+  /** The server's current 48-byte ticket key, the newest of its ring (like tls.Server#getTicketKeys()). */
   getTicketKeys(): Buffer {
     this.#throwIfNoSsl();
     return this.#native.getTicketKeys();
   }
 
-  /** Rotates the ticket key for future handshakes; tickets issued under the old key stop resuming. */
-  setTicketKeys(keys: Buffer): void {
-    if (!Buffer.isBuffer(keys)) throw invalidArgType('keys', 'a Buffer', keys);
-    if (keys.length !== TICKET_KEYS_LENGTH) {
-      throw invalidArgValue('keys', `must be exactly ${TICKET_KEYS_LENGTH} bytes. Received ${keys.length}`);
-    }
+  /**
+   * Replaces this engine's ticket keys for future handshakes (like tls.Server#setTicketKeys()): one
+   * 48-byte key, after which older tickets stop resuming, or a ring `[newest, ...older]`, which
+   * keeps the older keys' tickets resuming (and renews them) while the newest encrypts.
+   */
+  setTicketKeys(keys: Buffer | Buffer[]): void {
+    const ring = checkTicketKeys('keys', keys);
     this.#throwIfNoSsl();
-    this.#native.setTicketKeys(keys);
+    this.#native.setTicketKeys(ring);
   }
 
   /** Closes every connection and the UDP socket. */

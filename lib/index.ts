@@ -12,7 +12,12 @@ export type { TicketInfo } from './ticket';
 export type { CodedError } from './errors';
 
 import { binding } from './binding';
-/** Versions of the native libraries quicket runs on. */
-export const versions: { ngtcp2: string; gnutls: string } = { ...binding.versions };
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { version } = require('../package.json') as { version: string };
+/** quicket's version and those of the native libraries linked into its addon. */
+export const versions: { quicket: string; openssl: string; ngtcp2: string; nghttp3: string } = Object.freeze({
+  quicket: version,
+  ...binding.versions,
+});
 export { Http3Server, Http3Request, Http3Response, request } from './http3';
 export type { Http3Handler, Http3ServerOptions, Http3RequestOptions, Http3ClientResponse, Http3Headers } from './http3';

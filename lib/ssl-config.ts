@@ -1,11 +1,14 @@
-// SslConfig: certificates, ALPN, ticket keys and 0-RTT policy, loaded into GnuTLS once and shared
+// SslConfig: certificates, ALPN, ticket keys and 0-RTT policy, loaded into OpenSSL once and shared
 // by every connection that uses it.
+import { rootCertificates } from 'node:tls';
+
 import { binding } from './binding';
 import {
   checkObject,
   checkOptionalBoolean,
   checkOptionalBytes,
   checkOptionalInteger,
+  checkOptionalString,
   invalidArgType,
   invalidArgValue,
 } from './errors';
@@ -17,18 +20,33 @@ export interface SslConfigOptions {
   cert?: string | Buffer;
   /** PEM private key (server). */
   key?: string | Buffer;
-  /** Roots that verify the peer; default: the system store. */
+  /** Roots that verify the peer; default: node:tls's (`tls.rootCertificates`). Given, they replace them. */
   ca?: string | Buffer | Array<string | Buffer>;
   /** Client: verify the server's chain and name (default true). */
   rejectUnauthorized?: boolean;
-  /** Server: GnuTLS's 64-byte ticket master key; equal keys let servers resume each other's tickets. */
-  ticketKeys?: Buffer;
+  /**
+   * Server: 48-byte session-ticket key in node:tls's layout (16-byte name, 16-byte HMAC secret,
+   * 16-byte AES key), or a ring `[newest, ...older]`: the newest encrypts, all decrypt, and tickets
+   * under an older key are renewed. Equal keys let servers resume each other's tickets.
+   * Default: a random key per SslConfig.
+   */
+  ticketKeys?: Buffer | Buffer[];
   /** Server: ticket lifetime in seconds (default 7200). */
   ticketLifetime?: number;
   /** Server: accept 0-RTT (default false). Client: attempt 0-RTT when a ticket allows it (default true). */
   earlyData?: boolean;
-  /** Server: anti-replay window in milliseconds (default 60000); see README "0-RTT and replay". */
+  /**
+   * Server: how long, in milliseconds, a ClientHello that carried 0-RTT is remembered to refuse its
+   * replays, and how long after start 0-RTT on older tickets is refused (default 15000, at least
+   * 11000: OpenSSL's ticket-age tolerance); see README "0-RTT and replay".
+   */
   antiReplayWindow?: number;
+  /**
+   * Key-exchange groups, colon-separated, like node:tls's `ecdhCurve`. Default: the client sends an
+   * X25519 key share (one Initial datagram); the server also accepts the post-quantum hybrid
+   * X25519MLKEM768. `'X25519MLKEM768:X25519'` makes a client offer the hybrid first.
+   */
+  ecdhCurve?: string;
   /**
    * Client: at least 16 secret bytes that seal the tickets this client emits (HMAC-SHA256) and
    * that the tickets it is given must carry. Use it when others can write to the ticket store.
@@ -36,8 +54,24 @@ export interface SslConfigOptions {
   ticketSecret?: Buffer;
 }
 
-export const TICKET_KEYS_LENGTH = 64;
+export const TICKET_KEYS_LENGTH = 48;
+export const DEFAULT_ANTI_REPLAY_WINDOW = 15000;
+export const MIN_ANTI_REPLAY_WINDOW = 11000;
 export const kNativeSsl = Symbol('quicket.nativeSsl');
+
+/** @internal Checks a ticket key or ring of keys (newest first); answers the ring. */
+export function checkTicketKeys(name: string, keys: unknown): Buffer[] {
+  const ring = Array.isArray(keys) ? keys : [keys];
+  if (ring.length === 0) throw invalidArgValue(name, 'must hold at least one key');
+  ring.forEach((key, i) => {
+    const shown = Array.isArray(keys) ? `${name}[${i}]` : name;
+    if (!Buffer.isBuffer(key)) throw invalidArgType(shown, 'a Buffer or an array of Buffers', key);
+    if (key.length !== TICKET_KEYS_LENGTH) {
+      throw invalidArgValue(shown, `must be exactly ${TICKET_KEYS_LENGTH} bytes (16-byte name, 16-byte HMAC secret, 16-byte AES key, like node:tls). Received ${key.length}`);
+    }
+  });
+  return ring.map((key) => Buffer.from(key));
+}
 
 function toBuffer(value: string | Buffer): Buffer {
   return typeof value === 'string' ? Buffer.from(value) : value;
@@ -54,7 +88,7 @@ export class SslConfig {
 
   constructor(options: SslConfigOptions) {
     checkObject('options', options);
-    const { alpn, cert, key, ca, rejectUnauthorized, ticketKeys, ticketLifetime, earlyData, antiReplayWindow } = options;
+    const { alpn, cert, key, ca, rejectUnauthorized, ticketKeys, ticketLifetime, earlyData, antiReplayWindow, ecdhCurve } = options;
     if (!Array.isArray(alpn)) throw invalidArgType('options.alpn', 'an array of strings', alpn);
     if (alpn.length === 0) throw invalidArgValue('options.alpn', 'must name at least one protocol');
     for (const name of alpn) {
@@ -72,14 +106,10 @@ export class SslConfig {
     cas?.forEach((entry) => checkOptionalBytes('options.ca', entry));
     checkOptionalBoolean('options.rejectUnauthorized', rejectUnauthorized);
     checkOptionalBoolean('options.earlyData', earlyData);
-    if (ticketKeys !== undefined) {
-      if (!Buffer.isBuffer(ticketKeys)) throw invalidArgType('options.ticketKeys', 'a Buffer', ticketKeys);
-      if (ticketKeys.length !== TICKET_KEYS_LENGTH) {
-        throw invalidArgValue('options.ticketKeys', `must be exactly ${TICKET_KEYS_LENGTH} bytes. Received ${ticketKeys.length}`);
-      }
-    }
+    const ticketKeyRing = ticketKeys === undefined ? undefined : checkTicketKeys('options.ticketKeys', ticketKeys);
     checkOptionalInteger('options.ticketLifetime', ticketLifetime, 1, 604800);
-    checkOptionalInteger('options.antiReplayWindow', antiReplayWindow, 1, 604800000);
+    checkOptionalInteger('options.antiReplayWindow', antiReplayWindow, MIN_ANTI_REPLAY_WINDOW, 604800000);
+    checkOptionalString('options.ecdhCurve', ecdhCurve);
     const { ticketSecret } = options;
     if (ticketSecret !== undefined) {
       if (!Buffer.isBuffer(ticketSecret)) throw invalidArgType('options.ticketSecret', 'a Buffer', ticketSecret);
@@ -94,16 +124,18 @@ export class SslConfig {
       alpn: [...alpn],
       cert: cert === undefined ? undefined : toBuffer(cert),
       key: key === undefined ? undefined : toBuffer(key),
-      ca: cas?.map(toBuffer),
+      // Like node:tls: Node's bundled roots unless `ca` replaces them (the same on every platform).
+      ca: (cas ?? rootCertificates).map(toBuffer),
       rejectUnauthorized: this.rejectUnauthorized,
-      ticketKeys,
+      ticketKeys: ticketKeyRing,
       ticketLifetime: ticketLifetime ?? 7200,
       earlyData: earlyData ?? false,
-      antiReplayWindow: antiReplayWindow ?? 60000,
+      antiReplayWindow: antiReplayWindow ?? DEFAULT_ANTI_REPLAY_WINDOW,
+      ecdhCurve,
     });
   }
 
-  /** The server's current 64-byte ticket key (like tls.Server#getTicketKeys). */
+  /** The server's current 48-byte ticket key, the newest of the ring (like tls.Server#getTicketKeys). */
   getTicketKeys(): Buffer {
     return this[kNativeSsl].getTicketKeys();
   }

@@ -1,9 +1,13 @@
 // The addon's entry point: registers Engine, Connection and SslConfig, and the JS callbacks.
 #include "addon.h"
 
+#include <nghttp3/nghttp3.h>
+#include <ngtcp2/ngtcp2.h>
+
 #include "connection.h"
 #include "engine.h"
 #include "ssl_config.h"
+#include "tls/crypto.h"
 
 namespace quicket {
 
@@ -16,6 +20,9 @@ static void SetCallbacks(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  if (!InitCrypto()) {
+    ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_TLS", "cannot initialise the vendored OpenSSL");
+  }
   auto* data = new AddonData();
   env.SetInstanceData(data);
   Napi::Function connection = Connection::Init(env);
@@ -26,8 +33,9 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("setCallbacks", Napi::Function::New(env, SetCallbacks));
   exports.Set("versions", [&] {
     Napi::Object versions = Napi::Object::New(env);
+    versions.Set("openssl", OpenSslVersion());
     versions.Set("ngtcp2", ngtcp2_version(0)->version_str);
-    versions.Set("gnutls", gnutls_check_version(nullptr));
+    versions.Set("nghttp3", nghttp3_version(0)->version_str);
     return versions;
   }());
   return exports;

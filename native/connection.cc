@@ -1,12 +1,10 @@
 #include "connection.h"
 
-#include <gnutls/crypto.h>
-#include <ngtcp2/ngtcp2_crypto_gnutls.h>
-
 #include <cstring>
 
 #include "addon.h"
 #include "engine.h"
+#include "tls/crypto.h"
 
 namespace quicket {
 
@@ -21,9 +19,9 @@ size_t AddressLength(const sockaddr* address) {
   return address->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
 }
 
-void RandomCid(ngtcp2_cid* cid, size_t length) {
+bool RandomCid(ngtcp2_cid* cid, size_t length) {
   cid->datalen = length;
-  gnutls_rnd(GNUTLS_RND_NONCE, cid->data, length);
+  return RandomBytes(cid->data, length);
 }
 
 Napi::Value BigIntOf(Napi::Env env, int64_t value) { return Napi::BigInt::New(env, value); }
@@ -62,7 +60,7 @@ Connection::Connection(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Connec
 
 Connection::~Connection() { Terminate(); }
 
-void Connection::InitCommon(Engine* engine, std::shared_ptr<SslContext> ssl, const sockaddr* local,
+void Connection::InitCommon(Engine* engine, std::shared_ptr<TlsContext> ssl, const sockaddr* local,
                             const sockaddr* remote) {
   engine_ = engine;
   ssl_ = std::move(ssl);
@@ -139,13 +137,12 @@ void Connection::FillTransportParams(ngtcp2_transport_params* params, const Tran
   params->max_idle_timeout = transport.idle_timeout_ms * NGTCP2_MILLISECONDS;
 }
 
-std::string Connection::InitClient(Engine* engine, std::shared_ptr<SslContext> ssl, const sockaddr* local,
+std::string Connection::InitClient(Engine* engine, std::shared_ptr<TlsContext> ssl, const sockaddr* local,
                                    const sockaddr* remote, const TransportOptions& transport,
                                    const ClientOptions& client) {
   InitCommon(engine, std::move(ssl), local, remote);
   ngtcp2_cid dcid, scid;
-  RandomCid(&dcid, kCidLength);
-  RandomCid(&scid, kCidLength);
+  if (!RandomCid(&dcid, kCidLength) || !RandomCid(&scid, kCidLength)) return "no randomness for connection IDs";
   ngtcp2_callbacks callbacks;
   FillCallbacks(&callbacks, false);
   ngtcp2_settings settings;
@@ -158,17 +155,20 @@ std::string Connection::InitClient(Engine* engine, std::shared_ptr<SslContext> s
   engine_->AddConnectionId(scid, this);
   cids_.push_back(scid);
 
-  std::string error = tls_->InitClient(client.servername, client.alpn, client.session_data, client.early_data);
+  // 0-RTT needs the server's remembered limits as well as a ticket that allows it.
+  bool early_data = client.early_data && !client.transport_params.empty();
+  std::string error = tls_->InitClient(client.servername, client.alpn, client.session_data, early_data);
   if (!error.empty()) return error;
-  ngtcp2_conn_set_tls_native_handle(conn_, tls_->session());
+  ngtcp2_conn_set_tls_native_handle(conn_, tls_->native_handle());
   if (tls_->session_refused()) {
     // Damaged session data: a full handshake, and the application hears why.
     Queue({EventType::kTicketRejected, -1, 0, false, "malformed"});
-  } else if (!client.session_data.empty() && !client.transport_params.empty() && client.early_data) {
+  } else if (tls_->early_data_offered()) {
     // The remembered server limits let streams open (and carry 0-RTT) before the handshake.
     rv = ngtcp2_conn_decode_and_set_0rtt_transport_params(
         conn_, reinterpret_cast<const uint8_t*>(client.transport_params.data()), client.transport_params.size());
     early_attempted_ = rv == 0;
+    if (!early_attempted_) tls_->CancelEarlyData();
   }
   http3_wanted_ = client.alpn.size() == 1 && client.alpn[0] == "h3";
   // With remembered limits HTTP/3 can start now, so requests ride the 0-RTT flight.
@@ -182,13 +182,13 @@ std::string Connection::InitClient(Engine* engine, std::shared_ptr<SslContext> s
   return "";
 }
 
-std::string Connection::InitServer(Engine* engine, std::shared_ptr<SslContext> ssl, const std::string& ticket_key,
+std::string Connection::InitServer(Engine* engine, std::shared_ptr<TlsContext> ssl, const ServerTicketPolicy& tickets,
                                    const sockaddr* local, const sockaddr* remote, const ngtcp2_pkt_hd& initial,
                                    const TransportOptions& transport, bool want_keylog) {
   InitCommon(engine, std::move(ssl), local, remote);
   server_ = true;
   ngtcp2_cid scid;
-  RandomCid(&scid, kCidLength);
+  if (!RandomCid(&scid, kCidLength)) return "no randomness for connection IDs";
   ngtcp2_callbacks callbacks;
   FillCallbacks(&callbacks, true);
   ngtcp2_settings settings;
@@ -207,10 +207,10 @@ std::string Connection::InitServer(Engine* engine, std::shared_ptr<SslContext> s
   cids_.push_back(initial.dcid);
   engine_->AddConnectionId(scid, this);
   cids_.push_back(scid);
-  std::string error = tls_->InitServer(ticket_key);
+  std::string error = tls_->InitServer(tickets);
   if (!error.empty()) return error;
   LogKeys(want_keylog);
-  ngtcp2_conn_set_tls_native_handle(conn_, tls_->session());
+  ngtcp2_conn_set_tls_native_handle(conn_, tls_->native_handle());
   return "";
 }
 
@@ -221,13 +221,14 @@ ngtcp2_conn* Connection::GetConn(ngtcp2_crypto_conn_ref* ref) {
 }
 
 void Connection::Rand(uint8_t* dest, size_t destlen, const ngtcp2_rand_ctx*) {
-  gnutls_rnd(GNUTLS_RND_RANDOM, dest, destlen);
+  // ngtcp2 uses these for PATH_CHALLENGE data and packet-number skips; it has no way to fail.
+  if (!RandomBytes(dest, destlen)) memset(dest, 0, destlen);
 }
 
 int Connection::GetNewConnectionId(ngtcp2_conn*, ngtcp2_cid* cid, uint8_t* token, size_t cidlen, void* user) {
   auto* self = static_cast<Connection*>(user);
-  RandomCid(cid, cidlen);
-  if (ngtcp2_crypto_generate_stateless_reset_token(token, self->engine_->reset_secret(), 32, cid) != 0) {
+  if (!RandomCid(cid, cidlen) ||
+      ngtcp2_crypto_generate_stateless_reset_token(token, self->engine_->reset_secret(), 32, cid) != 0) {
     return NGTCP2_ERR_CALLBACK_FAILURE;
   }
   self->engine_->AddConnectionId(*cid, self);
@@ -265,10 +266,8 @@ int Connection::HandshakeCompleted(ngtcp2_conn*, void* user) {
 void Connection::OnHandshakeCompleted() {
   state_ = State::kEstablished;
   if (!http3_ && http3_wanted_) StartHttp3();
-  if (server_) {
-    tls_->SendTickets();
-  } else if (early_attempted_ && !tls_->early_data_accepted()) {
-    // GnuTLS tells the client about 0-RTT only now; replay what the early streams carried.
+  if (!server_ && early_attempted_ && !tls_->early_data_accepted()) {
+    // OpenSSL tells the client about 0-RTT only now; replay what the early streams carried.
     ReplayRejectedEarlyData();
   }
   bool early_accepted = server_ ? tls_->early_data_accepted() : (early_attempted_ && !early_rejected_);

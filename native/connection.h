@@ -3,7 +3,7 @@
 //
 // Ownership: the JS object wrapping a Connection is kept alive by its Engine (a strong reference)
 // from creation until the connection has closed and told JS so; after that only JS references keep
-// it, and GC frees it. The ngtcp2 and GnuTLS state is released at Terminate(), not at GC, and the
+// it, and GC frees it. The ngtcp2 and TLS state is released at Terminate(), not at GC, and the
 // uv timer is closed there too. JS is never called from inside ngtcp2: callbacks queue events and
 // the Engine delivers them once per loop turn, so JS may close or destroy anything from a callback.
 #pragma once
@@ -21,9 +21,8 @@
 
 #include "common.h"
 #include "http3_session.h"
-#include "ssl_config.h"
 #include "stream_buffer.h"
-#include "tls_session.h"
+#include "tls/tls_session.h"
 
 namespace quicket {
 
@@ -54,10 +53,10 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   ~Connection() override;
 
   // Both return an empty string on success, else why the connection could not be made.
-  std::string InitClient(Engine* engine, std::shared_ptr<SslContext> ssl, const sockaddr* local,
+  std::string InitClient(Engine* engine, std::shared_ptr<TlsContext> ssl, const sockaddr* local,
                          const sockaddr* remote, const TransportOptions& transport,
                          const ClientOptions& client);
-  std::string InitServer(Engine* engine, std::shared_ptr<SslContext> ssl, const std::string& ticket_key,
+  std::string InitServer(Engine* engine, std::shared_ptr<TlsContext> ssl, const ServerTicketPolicy& tickets,
                          const sockaddr* local, const sockaddr* remote, const ngtcp2_pkt_hd& initial,
                          const TransportOptions& transport, bool want_keylog);
 
@@ -72,7 +71,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   bool finished() const { return state_ == State::kFinished; }
   // Server: the client's first Initial decrypted (so this is a real QUIC client).
   bool peer_verified() const { return peer_verified_; }
-  // Releases ngtcp2/GnuTLS state and the timer; called by Engine once 'close' was delivered.
+  // Releases ngtcp2/TLS state and the timer; called by Engine once 'close' was delivered.
   void Terminate();
 
  private:
@@ -169,7 +168,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   static void OnTimer(uv_timer_t* timer);
   static void WriteQlog(void* self, uint32_t flags, const void* data, size_t length);
 
-  void InitCommon(Engine* engine, std::shared_ptr<SslContext> ssl, const sockaddr* local,
+  void InitCommon(Engine* engine, std::shared_ptr<TlsContext> ssl, const sockaddr* local,
                   const sockaddr* remote);
   void FillCallbacks(ngtcp2_callbacks* callbacks, bool server);
   // `cid` names the qlog file when transport.qlog_dir is set.
@@ -200,7 +199,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   ngtcp2_conn* conn_ = nullptr;
   ngtcp2_crypto_conn_ref conn_ref_{GetConn, this};
   std::unique_ptr<TlsSession> tls_;
-  std::shared_ptr<SslContext> ssl_;
+  std::shared_ptr<TlsContext> ssl_;
   uv_timer_t* timer_ = nullptr;
   FILE* qlog_ = nullptr;
   sockaddr_storage local_{};

@@ -1,12 +1,12 @@
 #include "engine.h"
 
 #include <arpa/inet.h>
-#include <gnutls/crypto.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 
 #include <cstring>
 
 #include "addon.h"
+#include "tls/crypto.h"
 
 namespace quicket {
 
@@ -56,7 +56,7 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   Napi::Object options = info[1].As<Napi::Object>();
   if (SslConfig* ssl = SslConfig::FromValue(options.Get("ssl"))) {
     ssl_ = ssl->context();
-    ticket_keys_ = ssl_->ticket_keys();
+    ticket_policy_.keys = ssl->ticket_keys();
     ssl_object_ = Napi::Persistent(options.Get("ssl").As<Napi::Object>());
   }
   transport_.idle_timeout_ms = OptionalNumber(options, "idleTimeout", transport_.idle_timeout_ms);
@@ -66,8 +66,10 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   transport_.stream_window = OptionalNumber(options, "streamWindow", transport_.stream_window);
   transport_.connection_window = OptionalNumber(options, "connectionWindow", transport_.connection_window);
   if (options.Get("qlogDir").IsString()) transport_.qlog_dir = options.Get("qlogDir").As<Napi::String>();
-  DeriveTicketKey();
-  gnutls_rnd(GNUTLS_RND_RANDOM, reset_secret_, sizeof(reset_secret_));
+  DigestTransportSettings();
+  if (!RandomBytes(reset_secret_, sizeof(reset_secret_))) {
+    ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_TLS", "cannot generate the stateless reset secret");
+  }
 
   napi_get_uv_event_loop(env, &loop_);
   async_context_ = std::make_unique<Napi::AsyncContext>(env, "quicket.Engine");
@@ -89,31 +91,26 @@ Engine::~Engine() {
   for (auto& [connection, reference] : connections_) connection->Terminate();
 }
 
-// Tickets a server issued are only good while the 0-RTT-relevant transport settings stay the
-// same: the effective key mixes the user's key with those settings, so changing them makes old
-// tickets fall back to a full handshake instead of breaking 0-RTT.
-void Engine::DeriveTicketKey() {
-  if (!ssl_) return;
-  std::string material = ticket_keys_;
+// Tickets carry a digest of the 0-RTT-relevant transport settings they were issued under: a
+// client remembers those limits for 0-RTT, so after a change its ticket still resumes but its
+// early data is refused (and replayed by the client) instead of breaking the new limits.
+void Engine::DigestTransportSettings() {
   const uint64_t settings[] = {transport_.stream_window, transport_.connection_window,
                                transport_.max_streams_bidi, transport_.max_streams_uni,
                                transport_.idle_timeout_ms};
-  material.append(reinterpret_cast<const char*>(settings), sizeof(settings));
-  uint8_t digest[64];
-  gnutls_hash_fast(GNUTLS_DIG_SHA512, material.data(), material.size(), digest);
-  ticket_key_.assign(reinterpret_cast<char*>(digest), sizeof(digest));
+  ticket_policy_.settings_digest = Sha256(std::string(reinterpret_cast<const char*>(settings), sizeof(settings)));
 }
 
 Napi::Value Engine::GetTicketKeys(const Napi::CallbackInfo& info) {
-  if (!ssl_) return info.Env().Undefined();
-  return Napi::Buffer<char>::Copy(info.Env(), ticket_keys_.data(), ticket_keys_.size());
+  if (!ticket_policy_.keys) return info.Env().Undefined();
+  std::string key = ticket_policy_.keys->NewestBytes();
+  return Napi::Buffer<char>::Copy(info.Env(), key.data(), key.size());
 }
 
 void Engine::SetTicketKeys(const Napi::CallbackInfo& info) {
   if (!ssl_) ThrowCoded(info.Env(), ErrorKind::kError, "ERR_QUIC_NO_SSL_CONFIG", "the engine has no server SslConfig");
-  // This engine's key only: other engines sharing the SslConfig keep theirs (like tls.Server).
-  ticket_keys_ = BytesOf(info[0]);
-  DeriveTicketKey();
+  // This engine's keys only: other engines sharing the SslConfig keep theirs (like tls.Server).
+  ticket_policy_.keys = TicketKeyRing::Make(SslConfig::KeysOf(info[0]));
 }
 
 int Engine::EnsureBound(int family) {
@@ -248,7 +245,7 @@ void Engine::Accept(const uint8_t* data, size_t length, const sockaddr* remote) 
   Napi::Object object = GetAddonData(env)->connection_constructor.New({});
   Connection* connection = Connection::Unwrap(object);
   connections_.emplace(connection, Napi::Persistent(object));
-  std::string error = connection->InitServer(this, ssl_, ticket_key_, socket_->local_address(), remote,
+  std::string error = connection->InitServer(this, ssl_, ticket_policy_, socket_->local_address(), remote,
                                              header, transport_, want_keylog_);
   if (!error.empty()) {
     connection->Terminate();

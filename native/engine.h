@@ -62,7 +62,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   Napi::Object AddressObject(Napi::Env env);
   int EnsureBound(int family);
   void Accept(const uint8_t* data, size_t length, const sockaddr* remote);
-  void DeriveTicketKey();
+  void DigestTransportSettings();
   static void OnCheck(uv_check_t* check);
   void RunTurn();
   void MaybeFinishClose();
@@ -80,10 +80,10 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   int handles_open_ = 0;
   Napi::FunctionReference close_callback_;
 
-  std::shared_ptr<SslContext> ssl_;
+  std::shared_ptr<TlsContext> ssl_;
   Napi::ObjectReference ssl_object_;
-  std::string ticket_keys_;  // the user's 64-byte key (from SslConfig, or setTicketKeys)
-  std::string ticket_key_;   // the key GnuTLS uses: ticket_keys_ bound to the transport settings
+  // This engine's ticket keys (from its SslConfig, or setTicketKeys) and transport-settings digest.
+  ServerTicketPolicy ticket_policy_;
   TransportOptions transport_;
   uint8_t reset_secret_[32];
   std::unique_ptr<uint8_t[]> send_buffer_{new uint8_t[kSendBufferSize]};

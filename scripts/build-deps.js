@@ -10,8 +10,9 @@
 // the manifest's sha256.
 //
 //   node scripts/build-deps.js            build what is missing, print the prefix
-//   node scripts/build-deps.js --prefix   print the prefix only if every library is built, else build first
-//   node scripts/build-deps.js --versions print the linked versions as JSON
+//   node scripts/build-deps.js --include  ... and print the include directory
+//   node scripts/build-deps.js --libs     ... and print the static libraries, in link order
+//   node scripts/build-deps.js --versions ... and print the built versions as JSON
 //
 // Progress goes to stderr; stdout carries only the answer, so the build files can call this.
 
@@ -169,6 +170,9 @@ const builders = {
   },
 };
 const order = ['openssl', 'nghttp3', 'ngtcp2'];
+// What the addon links, in link order (each library before the ones it uses). Both build files
+// read this list.
+const linkOrder = ['libngtcp2_crypto_ossl.a', 'libngtcp2.a', 'libnghttp3.a', 'libssl.a', 'libcrypto.a'];
 
 const stampFile = path.join(prefix, 'stamp.json');
 function readStamp() {
@@ -227,6 +231,10 @@ async function main() {
   const stamp = await buildMissing();
   if (process.argv.includes('--versions')) {
     process.stdout.write(`${JSON.stringify(Object.fromEntries(order.map((n) => [n, stamp[n].version])))}\n`);
+  } else if (process.argv.includes('--include')) {
+    process.stdout.write(`${path.join(prefix, 'include')}\n`);
+  } else if (process.argv.includes('--libs')) {
+    process.stdout.write(`${linkOrder.map((lib) => path.join(prefix, 'lib', lib)).join(' ')}\n`);
   } else {
     process.stdout.write(`${prefix}\n`);
   }

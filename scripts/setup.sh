@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# Installs what quicket needs on Debian 12 (bookworm), then installs npm packages and builds.
+# Installs what quicket needs on Debian 12 (bookworm): the tools that build the vendored native
+# stack (OpenSSL 3.5, ngtcp2, nghttp3 from pinned tarballs, scripts/build-deps.js), the interop
+# peers the tests use, then npm packages, the vendored stack and the addon.
 # Idempotent: safe to run again. Must run as root (or with sudo available) on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES="libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client ngtcp2-server pkg-config cmake g++ make python3 openssl"
+# Build tools (perl for OpenSSL's Configure, xz for ngtcp2's tarballs, apt for Debian's source
+# archive), openssl's CLI for the test certificates, and ngtcp2's own GnuTLS example client and
+# server from bookworm-backports: an interop peer on another TLS library, never linked into quicket.
+DEB_PACKAGES="g++ make cmake perl python3 tar xz-utils openssl ngtcp2-client ngtcp2-server"
 
 manual_help() {
   cat >&2 <<'MSG'
-quicket's setup script only automates Debian 12 (bookworm). Install these by hand, then run
-`npm ci && npm run build`:
-  Debian/Ubuntu (ngtcp2 >= 1.11, nghttp3 >= 1.8, GnuTLS >= 3.7):
-    apt-get install libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev \
-                    ngtcp2-client ngtcp2-server pkg-config cmake g++ make python3
-  macOS (Homebrew):
-    brew install libngtcp2 libnghttp3 gnutls pkg-config cmake
+quicket's setup script only automates Debian 12 (bookworm). Elsewhere, install a C++17 compiler,
+make, cmake, perl and Node.js >= 20, then run `npm ci && npm run build`: the build fetches the
+pinned OpenSSL, ngtcp2 and nghttp3 tarballs from their upstream release URLs (or a folder named by
+QUICKET_DEPS_CACHE) and builds them statically (node scripts/build-deps.js).
+  Debian/Ubuntu: apt-get install g++ make cmake perl xz-utils
+  macOS:         xcode-select --install && brew install cmake
 MSG
   exit 1
 }
@@ -35,8 +39,6 @@ have_all_packages() {
   for p in $DEB_PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || return 1
   done
-  # The bookworm (non-backports) ngtcp2 is too old: require the 1.x API.
-  pkg-config --atleast-version=1.11 libngtcp2 2>/dev/null || return 1
 }
 
 # The backports entry reuses the mirror URI of the system's own Debian source.
@@ -61,9 +63,12 @@ if ! have_all_packages; then
   fi
   $SUDO apt-get update -q
   # ngtcp2-server ships a systemd unit; nothing here starts it and quicket never relies on it.
+  # The peers' shared libraries (libngtcp2, GnuTLS) come with them; quicket.node links none.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q -t bookworm-backports $DEB_PACKAGES
 fi
 
 # Dependencies only: the addon itself is built once, below (the install script would build it again).
 npm ci --no-audit --no-fund --ignore-scripts
+# The vendored native stack, once per platform (rebuilt only when deps/manifest.json changes).
+node scripts/build-deps.js
 npm run build

@@ -61,7 +61,7 @@ describe('scale-out: reusePort workers sharing one ticket key', () => {
   }
 
   test('a ticket issued by either worker resumes with 0-RTT on the other (2 workers, one port, one key)', async () => {
-    const { workers, port } = await startWorkers(randomBytes(64).toString('hex'));
+    const { workers, port } = await startWorkers(randomBytes(48).toString('hex'));
     const [a, b] = workers.map((worker) => worker.pid);
     const byWorker = await engineForEachWorker(port, [a, b]);
 
@@ -81,7 +81,7 @@ describe('scale-out: reusePort workers sharing one ticket key', () => {
   });
 
   test('anti-replay is per process: a worker never accepts one 0-RTT flight twice, but another worker can accept it once', async () => {
-    const { workers, port } = await startWorkers(randomBytes(64).toString('hex'));
+    const { workers, port } = await startWorkers(randomBytes(48).toString('hex'));
     const pids = workers.map((worker) => worker.pid);
     const byWorker = await engineForEachWorker(port, pids);
     const [original, other] = pids;

@@ -71,7 +71,7 @@ describe('resuming with a ticket', () => {
   const track = useCleanup();
 
   test('another engine with the same ticketKeys resumes the ticket', async () => {
-    const ticketKeys = randomBytes(64);
+    const ticketKeys = randomBytes(48);
     const first = track(await TestServer.start({ earlyData: true, ticketKeys }));
     const second = track(await TestServer.start({ earlyData: true, ticketKeys }));
     const client = track(clientEngine());
@@ -87,14 +87,14 @@ describe('resuming with a ticket', () => {
   });
 
   test('getTicketKeys returns the configured key', async () => {
-    const ticketKeys = randomBytes(64);
+    const ticketKeys = randomBytes(48);
     const server = track(await TestServer.start({ ticketKeys }));
     expect(server.engine.getTicketKeys().equals(ticketKeys)).toBe(true);
   });
 
   test('after setTicketKeys, old tickets get a full handshake and new tickets resume', async () => {
-    const oldKeys = randomBytes(64);
-    const newKeys = randomBytes(64);
+    const oldKeys = randomBytes(48);
+    const newKeys = randomBytes(48);
     const server = track(await TestServer.start({ earlyData: true, ticketKeys: oldKeys }));
     const client = track(clientEngine());
     const oldTicket = await fetchTicket(client, server.port);
@@ -359,7 +359,7 @@ describe('two processes sharing ticket keys', () => {
   const track = useCleanup();
 
   test('a ticket from this process resumes with 0-RTT accepted against a server in another process', async () => {
-    const ticketKeys = randomBytes(64);
+    const ticketKeys = randomBytes(48);
     // The child starts first: GnuTLS refuses 0-RTT for tickets issued before its replay window opened.
     const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'ticket-server.js'), ticketKeys.toString('hex')], {
       stdio: ['pipe', 'pipe', 'inherit'],

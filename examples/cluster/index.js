@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // quicket scale-out on one machine: N worker processes listen on ONE UDP port (`reusePort: true`,
 // i.e. SO_REUSEPORT: the kernel hashes each client's address and port to one worker) and share
-// ONE 64-byte `ticketKeys`, so a session ticket issued by any worker resumes, with 0-RTT, on any
+// ONE 48-byte `ticketKeys`, so a session ticket issued by any worker resumes, with 0-RTT, on any
 // other.
 //
 //   node examples/cluster [--workers 4] [--port 0] [--serve] [--ticket-keys-file keys.bin]
@@ -150,8 +150,8 @@ async function primary() {
   if (!Number.isInteger(count) || count < 1 || count > 64) throw new Error('--workers must be 1..64');
   // Throwaway test certificates made by the repository's own script.
   execFileSync('bash', [path.join(root, 'scripts', 'gen-certs.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const keys = values['ticket-keys-file'] ? fs.readFileSync(values['ticket-keys-file']) : crypto.randomBytes(64);
-  if (keys.length !== 64) throw new Error('the ticket keys file must hold exactly 64 bytes');
+  const keys = values['ticket-keys-file'] ? fs.readFileSync(values['ticket-keys-file']) : crypto.randomBytes(48);
+  if (keys.length !== 48) throw new Error("the ticket keys file must hold exactly 48 bytes");
 
   cluster.setupPrimary({ exec: __filename, args: [], silent: false });
   // The first worker picks the port (0: any free one); the others join it.

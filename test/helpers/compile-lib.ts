@@ -17,7 +17,11 @@ export interface CompiledLib {
 }
 
 export function compileLib(): CompiledLib {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quicket-lib-'));
+  // base/lib/*.js beside base/package.json, as in the package (lib/index.ts reads its version).
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'quicket-lib-'));
+  const dir = path.join(base, 'lib');
+  fs.mkdirSync(dir);
+  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(base, 'package.json'));
   const libDir = path.join(ROOT, 'lib');
   for (const file of fs.readdirSync(libDir)) {
     if (!file.endsWith('.ts') || file.endsWith('.d.ts')) continue;
@@ -34,6 +38,6 @@ export function compileLib(): CompiledLib {
   return {
     dir,
     env: { ...process.env, QUICKET_NATIVE: path.resolve(native) },
-    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
+    remove: () => fs.rmSync(base, { recursive: true, force: true }),
   };
 }

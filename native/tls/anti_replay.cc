@@ -1,0 +1,44 @@
+#include "anti_replay.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+namespace quicket {
+
+AntiReplay::AntiReplay(uint64_t window_ms) : window_ms_(std::max(window_ms, kMinWindowMs)), started_ms_(NowMs()) {}
+
+uint64_t AntiReplay::NowMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+size_t AntiReplay::RandomHash::operator()(const ClientRandom& random) const {
+  // The client random is uniformly random already (or the client gains nothing but collisions).
+  size_t hash;
+  memcpy(&hash, random.data(), sizeof(hash));
+  return hash;
+}
+
+void AntiReplay::set_window(uint64_t window_ms) { window_ms_ = std::max(window_ms, kMinWindowMs); }
+
+void AntiReplay::Purge(uint64_t now_ms) {
+  while (!by_age_.empty() && by_age_.front().expires_ms <= now_ms) {
+    seen_.erase(by_age_.front().random);
+    by_age_.pop_front();
+  }
+}
+
+bool AntiReplay::Admit(const ClientRandom& random, uint64_t now_ms) {
+  Purge(now_ms);
+  if (seen_.size() >= kMaxEntries) return false;
+  if (!seen_.insert(random).second) return false;
+  by_age_.push_back({now_ms + window_ms_, random});
+  return true;
+}
+
+bool AntiReplay::Covers(uint64_t ticket_issued_ms, uint64_t now_ms) const {
+  return ticket_issued_ms >= started_ms_ || now_ms >= started_ms_ + window_ms_;
+}
+
+}  // namespace quicket

@@ -1,0 +1,66 @@
+// TlsContext: the TLS side of one SslConfig, an OpenSSL SSL_CTX loaded once and shared by every
+// connection that uses it: certificate chain and key, trusted roots, ALPN, groups, ticket policy,
+// 0-RTT policy and the anti-replay store. Connections keep a shared_ptr, so it outlives the JS
+// SslConfig while a connection still uses it. No OpenSSL type leaves tls/.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "anti_replay.h"
+
+struct ssl_ctx_st;
+
+namespace quicket {
+
+struct TlsContextOptions {
+  std::vector<std::string> alpn;            // preference order
+  std::string cert_pem;                     // server chain (leaf first), with key_pem
+  std::string key_pem;
+  std::vector<std::string> ca_pems;         // roots that verify the peer (node:tls's by default)
+  std::string groups;                       // OpenSSL group list; empty: quicket's default
+  bool reject_unauthorized = true;
+  bool early_data = false;
+  unsigned ticket_lifetime = 7200;          // seconds
+  uint64_t anti_replay_window_ms = AntiReplay::kMinWindowMs;
+};
+
+class TlsContext {
+ public:
+  // Empty string in `*error` on success, else what OpenSSL refused ("cannot load cert/key: ...").
+  static std::shared_ptr<TlsContext> Make(const TlsContextOptions& options, std::string* error);
+  ~TlsContext();
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+
+  ssl_ctx_st* native() const { return ctx_; }
+  const std::vector<std::string>& alpn() const { return alpn_; }
+  // ALPN in TLS wire format (length-prefixed names).
+  const std::string& alpn_wire() const { return alpn_wire_; }
+  const std::string& client_groups() const { return client_groups_; }
+  bool has_certificate() const { return has_certificate_; }
+  bool reject_unauthorized() const { return reject_unauthorized_; }
+  bool early_data() const { return early_data_; }
+  AntiReplay& anti_replay() { return anti_replay_; }
+  // Keylog lines are formatted by OpenSSL only once some connection asked for them.
+  void EnableKeylog();
+
+ private:
+  explicit TlsContext(const TlsContextOptions& options);
+  std::string Configure(const TlsContextOptions& options);
+  std::string LoadKeyPair(const std::string& cert_pem, const std::string& key_pem);
+  std::string LoadRoots(const std::vector<std::string>& ca_pems);
+
+  ssl_ctx_st* ctx_ = nullptr;
+  std::vector<std::string> alpn_;
+  std::string alpn_wire_;
+  std::string client_groups_;
+  AntiReplay anti_replay_;
+  bool has_certificate_ = false;
+  bool reject_unauthorized_ = true;
+  bool early_data_ = false;
+  bool keylog_enabled_ = false;
+};
+
+}  // namespace quicket

@@ -1,0 +1,112 @@
+// TlsSession: one OpenSSL session per QUIC connection. It keeps OpenSSL out of Connection: the
+// handshake itself is driven by ngtcp2's crypto backend (ngtcp2_crypto_ossl); this class sets the
+// session up and answers questions about it (ALPN, resumption, early data, verification), builds
+// the client's tickets and applies the server's ticket and 0-RTT policy.
+//
+// Ownership: Connection owns it and frees it outside of any ngtcp2 or OpenSSL callback. The SSL
+// object points back to it (ex_data) only while it lives.
+#pragma once
+
+#include <ngtcp2/ngtcp2_crypto.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ticket_keys.h"
+#include "tls_context.h"
+
+struct ssl_st;
+struct ssl_ctx_st;
+struct ssl_session_st;
+struct ngtcp2_crypto_ossl_ctx;
+struct evp_cipher_ctx_st;
+struct evp_mac_ctx_st;
+
+namespace quicket {
+
+// What a server connection needs to issue and accept tickets: its engine's key ring, and a digest
+// of the engine's 0-RTT-relevant transport settings. A ticket issued under other settings still
+// resumes but gets no 0-RTT (the client's remembered limits may exceed today's).
+struct ServerTicketPolicy {
+  std::shared_ptr<const TicketKeyRing> keys;
+  std::string settings_digest;
+};
+
+class TlsSession {
+ public:
+  // lifetime: seconds the server grants; early_data: the ticket allows 0-RTT.
+  using TicketHandler = std::function<void(std::string session_data, uint32_t lifetime, bool early_data)>;
+  using KeylogHandler = std::function<void(std::string line)>;
+
+  TlsSession(std::shared_ptr<TlsContext> context, ngtcp2_crypto_conn_ref* conn_ref);
+  ~TlsSession();
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+
+  // Each Init returns an empty string on success, else the reason.
+  // Client: `session_data` from a ticket (empty: full handshake); `early_data`: announce 0-RTT if
+  // the ticket allows it.
+  std::string InitClient(const std::string& servername, const std::vector<std::string>& alpn,
+                         const std::string& session_data, bool early_data);
+  std::string InitServer(ServerTicketPolicy policy);
+
+  // For ngtcp2_conn_set_tls_native_handle.
+  void* native_handle() const;
+  // Client: the ClientHello will announce 0-RTT; CancelEarlyData() takes that back before it is sent.
+  bool early_data_offered() const { return early_data_offered_; }
+  void CancelEarlyData();
+  // Client: the ticket's session data did not decode; this is a full handshake.
+  bool session_refused() const { return session_refused_; }
+
+  std::string alpn() const;
+  std::string servername() const;
+  bool resumed() const;
+  bool early_data_accepted() const;
+  // Client: a human-readable reason and a code when certificate verification failed, else false.
+  bool VerificationFailure(std::string* code, std::string* message) const;
+
+  void set_ticket_handler(TicketHandler handler) { ticket_handler_ = std::move(handler); }
+  void set_want_tickets(bool want) { want_tickets_ = want; }
+  void set_keylog_handler(KeylogHandler handler);
+
+  // Context-wide OpenSSL callbacks that find their TlsSession through the SSL object.
+  static void InstallCallbacks(ssl_ctx_st* ctx);
+  static void InstallKeylog(ssl_ctx_st* ctx);
+
+ private:
+  static TlsSession* From(const ssl_st* ssl);
+  std::string Create();
+  void OnNewSession(ssl_session_st* session);
+  std::string TicketAppData() const;
+  // Server, on a decrypted ticket: false when it must not resume at all.
+  bool AcceptTicketAppData(const uint8_t* data, size_t length);
+  uint32_t QuicVersion() const;
+
+  static int OnNewSessionCallback(ssl_st* ssl, ssl_session_st* session);
+  static int OnClientHello(ssl_st* ssl, int* alert, void* arg);
+  static int OnGenerateTicket(ssl_st* ssl, void* arg);
+  static int OnDecryptTicket(ssl_st* ssl, ssl_session_st* session, const unsigned char* key_name, size_t key_name_length,
+                             int status, void* arg);
+  static int OnTicketKey(ssl_st* ssl, unsigned char* key_name, unsigned char* iv, evp_cipher_ctx_st* cipher,
+                         evp_mac_ctx_st* mac, int encrypt);
+  static int OnAllowEarlyData(ssl_st* ssl, void* arg);
+  static void OnKeylog(const ssl_st* ssl, const char* line);
+
+  std::shared_ptr<TlsContext> context_;
+  ngtcp2_crypto_conn_ref* conn_ref_;
+  ngtcp2_crypto_ossl_ctx* ossl_ = nullptr;
+  ssl_st* ssl_ = nullptr;
+  std::string servername_;
+  ServerTicketPolicy policy_;
+  TicketHandler ticket_handler_;
+  KeylogHandler keylog_handler_;
+  bool want_tickets_ = false;
+  bool session_refused_ = false;
+  bool early_data_offered_ = false;
+  bool early_data_refused_ = false;  // server: this ticket may resume but gets no 0-RTT
+};
+
+}  // namespace quicket
