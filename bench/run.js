@@ -59,7 +59,7 @@ function render(report) {
   const when = report.startedAt.replace('T', ' ').slice(0, 16);
   const env = report.environment;
   const lines = [`quicket benchmarks, ${when} UTC, git ${env.gitCommit ?? '?'}${env.gitDirty ? '+' : ''}, ${env.node}, ${env.cpus} CPUs, ` +
-    `ngtcp2 ${env.libraries.ngtcp2}, GnuTLS ${env.libraries.gnutls}${report.options.quick ? ' (QUICK: not comparable)' : ''}`, ''];
+    `OpenSSL ${env.libraries.openssl}, ngtcp2 ${env.libraries.ngtcp2}, nghttp3 ${env.libraries.nghttp3}${report.options.quick ? ' (QUICK: not comparable)' : ''}`, ''];
   for (const suite of SUITES) {
     const result = report.benchmarks[suite.name];
     if (!result) continue;

@@ -1,5 +1,5 @@
 // Ticket: the one opaque Buffer an application stores to resume a session. A versioned envelope
-// around GnuTLS's session data and the server's 0-RTT transport parameters (a ticket alone is not
+// around the serialised TLS session (OpenSSL's SSL_SESSION) and the server's 0-RTT transport parameters (a ticket alone is not
 // enough for 0-RTT: QUIC also needs the limits the server promised), plus what the client checks
 // before using it.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
@@ -21,11 +21,12 @@ export interface TicketContents extends TicketInfo {
 }
 
 const MAGIC = Buffer.from('QKT');
-const VERSION = 2;
+// 3: OpenSSL session data. Version 2 held GnuTLS's and is refused as 'malformed'.
+const VERSION = 3;
 const FLAG_EARLY_DATA = 1;
 const FLAG_SEALED = 2;
 // A digest of everything before it ends the envelope, so damaged session data is 'malformed' here
-// instead of reaching GnuTLS, which can abort the process on corrupted session data. Without a
+// instead of reaching the TLS library's session parser. Without a
 // secret it is a SHA-256 (catches damage in storage); with the client's `ticketSecret` it is an
 // HMAC-SHA256, which also stops tickets forged by whoever can write to the ticket store.
 const DIGEST_LENGTH = 32;

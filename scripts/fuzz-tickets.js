@@ -6,7 +6,7 @@
 //   node scripts/fuzz-tickets.js [--cases 10000] [--seed 1] [--concurrency 20] [--time-limit 240] [--resealed] [--trace]
 //
 // --resealed fuzzes tampered tickets instead: bit flips with the envelope digest recomputed, so the
-// damage gets past the envelope checks into GnuTLS and ngtcp2. --trace prints each case to stderr
+// damage gets past the envelope checks into OpenSSL and ngtcp2. --trace prints each case to stderr
 // before it starts, to find the one that takes the process down.
 //
 // Needs the compiled library (npm run build:ts) and the test certificates (scripts/gen-certs.sh).

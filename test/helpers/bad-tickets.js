@@ -4,7 +4,7 @@
 //
 // 'resealed' tickets are bit-flipped and then given a correct envelope digest again (the trailing
 // SHA-256 of lib/ticket.ts), as someone tampering on purpose would: they get past the envelope
-// checks and reach GnuTLS and ngtcp2 with damaged session data or transport parameters.
+// checks and reach OpenSSL and ngtcp2 with damaged session data or transport parameters.
 'use strict';
 
 const crypto = require('node:crypto');
