@@ -28,7 +28,7 @@ export interface CloseInfo {
   error?: CodedError;
 }
 
-export type TicketRejectedReason = 'malformed' | 'expired' | 'mismatch';
+export type TicketRejectedReason = 'malformed' | 'expired' | 'mismatch' | 'refused';
 
 export interface ConnectionEvents {
   handshake: [info: HandshakeInfo];

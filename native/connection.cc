@@ -68,7 +68,6 @@ void Connection::InitCommon(Engine* engine, std::shared_ptr<TlsContext> ssl, con
   memcpy(&remote_, remote, AddressLength(remote));
   path_.local = {reinterpret_cast<sockaddr*>(&local_), static_cast<ngtcp2_socklen>(AddressLength(local))};
   path_.remote = {reinterpret_cast<sockaddr*>(&remote_), static_cast<ngtcp2_socklen>(AddressLength(remote))};
-  tls_ = std::make_unique<TlsSession>(ssl_, &conn_ref_);
   timer_ = new uv_timer_t;
   uv_timer_init(engine->loop(), timer_);
   timer_->data = this;
@@ -141,14 +140,23 @@ std::string Connection::InitClient(Engine* engine, std::shared_ptr<TlsContext> s
                                    const sockaddr* remote, const TransportOptions& transport,
                                    const ClientOptions& client) {
   InitCommon(engine, std::move(ssl), local, remote);
+  transport_ = transport;
+  client_ = client;
+  return StartClient(client);
+}
+
+// Creates the ngtcp2 connection and TLS session of a client: at connect(), and again without the
+// ticket when a resumption attempt failed (RetryWithoutTicket).
+std::string Connection::StartClient(const ClientOptions& client) {
+  tls_ = std::make_unique<TlsSession>(ssl_, &conn_ref_);
   ngtcp2_cid dcid, scid;
   if (!RandomCid(&dcid, kCidLength) || !RandomCid(&scid, kCidLength)) return "no randomness for connection IDs";
   ngtcp2_callbacks callbacks;
   FillCallbacks(&callbacks, false);
   ngtcp2_settings settings;
-  FillSettings(&settings, transport, dcid);
+  FillSettings(&settings, transport_, dcid);
   ngtcp2_transport_params params;
-  FillTransportParams(&params, transport);
+  FillTransportParams(&params, transport_);
   int rv = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &path_, NGTCP2_PROTO_VER_V1, &callbacks,
                                   &settings, &params, nullptr, this);
   if (rv != 0) return ngtcp2_strerror(rv);
@@ -177,6 +185,7 @@ std::string Connection::InitClient(Engine* engine, std::shared_ptr<TlsContext> s
     OnTicket(std::move(data), lifetime, early_data);
   });
   tls_->set_want_tickets(want_tickets_);
+  LogKeys(want_keylog_);
   // The first flight waits for the next loop turn so streams opened in this tick can ride it.
   MarkDirty();
   return "";
@@ -187,6 +196,7 @@ std::string Connection::InitServer(Engine* engine, std::shared_ptr<TlsContext> s
                                    const TransportOptions& transport, bool want_keylog) {
   InitCommon(engine, std::move(ssl), local, remote);
   server_ = true;
+  tls_ = std::make_unique<TlsSession>(ssl_, &conn_ref_);
   ngtcp2_cid scid;
   if (!RandomCid(&scid, kCidLength)) return "no randomness for connection IDs";
   ngtcp2_callbacks callbacks;
@@ -265,10 +275,17 @@ int Connection::HandshakeCompleted(ngtcp2_conn*, void* user) {
 
 void Connection::OnHandshakeCompleted() {
   state_ = State::kEstablished;
+  for (auto& [id, stream] : streams_) stream->send.Retain(false);
   if (!http3_ && http3_wanted_) StartHttp3();
   if (!server_ && early_attempted_ && !tls_->early_data_accepted()) {
     // OpenSSL tells the client about 0-RTT only now; replay what the early streams carried.
     ReplayRejectedEarlyData();
+  } else if (!retried_streams_.empty()) {
+    // The first attempt's streams, kept when it was abandoned: resent from their first byte.
+    early_rejected_ = true;
+    Reopen(std::move(retried_streams_), retried_http3_);
+    retried_streams_.clear();
+    Queue({EventType::kEarlyDataRejected});
   }
   bool early_accepted = server_ ? tls_->early_data_accepted() : (early_attempted_ && !early_rejected_);
   Event event{EventType::kHandshake};
@@ -289,11 +306,18 @@ void Connection::ReplayRejectedEarlyData() {
   // HTTP/3 state (control streams, QPACK) went with the streams: start afresh.
   bool http3 = http3_ != nullptr;
   http3_.reset();
+  Reopen(std::move(early_streams), http3);
+  Queue({EventType::kEarlyDataRejected});
+}
+
+// Streams whose bytes never reached the peer's application reopen here with the same IDs (opened
+// in the same order) and send again from their first byte; HTTP/3 requests are resubmitted.
+void Connection::Reopen(std::map<int64_t, std::unique_ptr<Stream>> streams, bool http3) {
   if (http3 && !StartHttp3()) {
     HandleLibraryError(NGTCP2_ERR_INTERNAL);
     return;
   }
-  for (auto& [id, stream] : early_streams) {
+  for (auto& [id, stream] : streams) {
     if (http3 && (id & 0x2)) continue;  // the old control and QPACK streams
     int64_t reopened = -1;
     bool bidi = (id & 0x2) == 0;
@@ -318,7 +342,6 @@ void Connection::ReplayRejectedEarlyData() {
     }
   }
   MarkDirty();
-  Queue({EventType::kEarlyDataRejected});
 }
 
 void Connection::OnTicket(std::string session_data, uint32_t lifetime, bool early_data) {
@@ -773,7 +796,64 @@ void Connection::SendConnectionClose(const ngtcp2_ccerr& error) {
   if (n > 0 && engine_) engine_->SendBatch(packet, n, n, ps.path.remote.addr);
 }
 
+// A resumption attempt that fails during the handshake is retried once as a full handshake, on the
+// same Connection and Streams: forged or damaged session data (its secret no longer matches the
+// server's ticket, the remembered limits are not the server's) must cost a round trip, not the
+// connection. Timeouts and certificate failures are not the ticket's fault and are reported.
+bool Connection::RetryWithoutTicket(int error) {
+  if (server_ || retried_ || state_ != State::kHandshaking || client_.session_data.empty() || !engine_) return false;
+  if (error == NGTCP2_ERR_IDLE_CLOSE || error == NGTCP2_ERR_HANDSHAKE_TIMEOUT || error == NGTCP2_ERR_DROP_CONN) {
+    return false;
+  }
+  std::string code, message;
+  if (tls_->VerificationFailure(&code, &message)) return false;
+  if (error == NGTCP2_ERR_DRAINING) {
+    // The server refused the handshake: a TLS alert, or a protocol or transport-parameter error.
+    const ngtcp2_ccerr* peer = ngtcp2_conn_get_ccerr(conn_);
+    bool refused = peer->type == NGTCP2_CCERR_TYPE_TRANSPORT &&
+                   ((peer->error_code & 0xff00) == NGTCP2_CRYPTO_ERROR || peer->error_code == NGTCP2_PROTOCOL_VIOLATION ||
+                    peer->error_code == NGTCP2_TRANSPORT_PARAMETER_ERROR);
+    if (!refused) return false;
+  } else {
+    ngtcp2_ccerr ccerr;
+    ngtcp2_ccerr_default(&ccerr);
+    ngtcp2_ccerr_set_liberr(&ccerr, error, nullptr, 0);
+    SendConnectionClose(ccerr);
+  }
+  retried_ = true;
+  // Abandon the attempt: its routes, its ngtcp2 and TLS state. Its streams wait for the new
+  // handshake (without remembered limits nothing can be sent before it).
+  for (const auto& cid : cids_) engine_->RemoveConnectionId(cid);
+  cids_.clear();
+  for (auto& [id, stream] : streams_) {
+    if (http3_ && (id & 0x2)) continue;  // HTTP/3's own streams start afresh with it
+    stream->send.Restart();  // 0-RTT bytes were retained, acknowledged or not
+    stream->send.Retain(false);  // no second retry
+    retried_streams_.emplace(id, std::move(stream));
+  }
+  streams_.clear();
+  sendable_.clear();
+  retried_http3_ = http3_ != nullptr;
+  http3_.reset();
+  tls_.reset();
+  ngtcp2_conn_del(conn_);
+  conn_ = nullptr;
+  if (qlog_) {
+    fclose(qlog_);
+    qlog_ = nullptr;
+  }
+  early_attempted_ = false;
+  ClientOptions fresh = client_;
+  fresh.session_data.clear();
+  fresh.transport_params.clear();
+  client_.session_data.clear();
+  if (!StartClient(fresh).empty()) return false;
+  Queue({EventType::kTicketRejected, -1, 0, false, "refused"});
+  return true;
+}
+
 void Connection::HandleLibraryError(int error) {
+  if (RetryWithoutTicket(error)) return;
   CloseInfo info;
   info.application = false;
   switch (error) {
@@ -1041,6 +1121,8 @@ Connection::Stream* Connection::OpenLocalStream(Napi::Env env, bool bidi) {
   stream->local = true;
   stream->announced = true;
   stream->early = state_ == State::kHandshaking;
+  // A resumption attempt's early bytes must survive a retry (RetryWithoutTicket).
+  if (stream->early && !client_.session_data.empty()) stream->send.Retain(true);
   return streams_.emplace(id, std::move(stream)).first->second.get();
 }
 
@@ -1128,6 +1210,7 @@ void Connection::SetWantTickets(const Napi::CallbackInfo& info) {
 void Connection::SetWantKeylog(const Napi::CallbackInfo& info) { LogKeys(info[0].ToBoolean()); }
 
 void Connection::LogKeys(bool on) {
+  want_keylog_ = on;
   if (!tls_) return;
   if (on) {
     tls_->set_keylog_handler([this](std::string line) { Queue({EventType::kKeylog, -1, 0, false, std::move(line)}); });

@@ -176,6 +176,9 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   void FillTransportParams(ngtcp2_transport_params* params, const TransportOptions& transport);
   void OnHandshakeCompleted();
   void ReplayRejectedEarlyData();
+  void Reopen(std::map<int64_t, std::unique_ptr<Stream>> streams, bool http3);
+  std::string StartClient(const ClientOptions& client);
+  bool RetryWithoutTicket(int error);
   void OnTicket(std::string session_data, uint32_t lifetime, bool early_data);
   void Queue(Event event);
   void QueueStreamOpen(Stream* stream, bool early);
@@ -217,6 +220,14 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   bool http3_failed_ = false;  // close_error_ holds the HTTP/3 error to send
   bool peer_verified_ = false;
   bool early_attempted_ = false;
+  // Client: what connect() asked for (RetryWithoutTicket starts over from it), and the streams of
+  // an abandoned first attempt, reopened once the retried handshake completes.
+  TransportOptions transport_;
+  ClientOptions client_;
+  bool retried_ = false;
+  bool retried_http3_ = false;
+  std::map<int64_t, std::unique_ptr<Stream>> retried_streams_;
+  bool want_keylog_ = false;
   bool early_rejected_ = false;
   bool want_tickets_ = false;
   bool close_requested_ = false;

@@ -30,10 +30,25 @@ void StreamBuffer::Acknowledge(uint64_t offset, uint64_t length) {
   if (acked_end <= acked_) return;
   acked_ = acked_end;
   if (sent_ < acked_) sent_ = acked_;
+  if (!retain_) Release();
+}
+
+void StreamBuffer::Release() {
   while (!chunks_.empty() && front_offset_ + chunks_.front().size() <= acked_) {
     front_offset_ += chunks_.front().size();
     chunks_.pop_front();
   }
+}
+
+void StreamBuffer::Retain(bool keep) {
+  retain_ = keep;
+  if (!keep) Release();
+}
+
+void StreamBuffer::Restart() {
+  if (front_offset_ != 0) return;
+  acked_ = 0;
+  sent_ = 0;
 }
 
 }  // namespace quicket

@@ -23,16 +23,24 @@ class StreamBuffer {
   void AcknowledgeBytes(uint64_t length) { Acknowledge(acked_, length); }
   // After 0-RTT rejection nothing was received: resend everything still buffered.
   void Rewind() { sent_ = acked_; }
+  // 0-RTT bytes stay buffered even once acknowledged until the handshake settles, so a resumption
+  // that fails after the server acknowledged them can still send them on a new connection.
+  void Retain(bool keep);
+  // Back to "nothing sent" (only while every byte is retained): the stream starts over.
+  void Restart();
 
   uint64_t unsent_bytes() const { return end_ - sent_; }
   uint64_t buffered_bytes() const { return end_ - acked_; }
 
  private:
+  void Release();  // frees the chunks every byte of which is acknowledged
+
   std::deque<std::vector<uint8_t>> chunks_;
   uint64_t front_offset_ = 0;  // stream offset of chunks_.front()[0]
   uint64_t acked_ = 0;
   uint64_t sent_ = 0;
   uint64_t end_ = 0;
+  bool retain_ = false;
 };
 
 }  // namespace quicket
