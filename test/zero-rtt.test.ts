@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Connection, Engine, HandshakeInfo, SslConfig, Stream } from '../lib';
 import { HOST, pem, readAll } from './helpers/index';
 import { clientEngine, exchange, fetchTicket, payload, received, TestServer, useCleanup } from './helpers/ticket-harness';
+import { startTicketServerProcess } from './helpers/ticket-server-process';
 import { UdpRelay } from './helpers/udp-relay';
 
 describe('0-RTT accepted', () => {
@@ -135,9 +136,10 @@ describe('replay protection', () => {
   test('a replayed first flight does not deliver the early data a second time', async () => {
     const ticketKeys = randomBytes(48);
     const server = track(await TestServer.start({ earlyData: true, ticketKeys }));
-    // Control: a server with the same key but its own replay store, started before the ticket is
-    // issued, so the recorded flight is a valid 0-RTT flight for it. Proves the replay is real.
-    const control = track(await TestServer.start({ earlyData: true, ticketKeys }));
+    // Control: a server with the same key in another process (so with another replay store),
+    // started before the ticket is issued, so the recorded flight is a valid 0-RTT flight for it.
+    // Proves the replay is real.
+    const control = track(await startTicketServerProcess(ticketKeys));
     const relay = track(await UdpRelay.create({ targetPort: server.port, seed: 7 }));
     const client = track(clientEngine());
     const ticket = await fetchTicket(client, server.port);

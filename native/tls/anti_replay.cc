@@ -1,12 +1,17 @@
 #include "anti_replay.h"
 
-#include <algorithm>
 #include <chrono>
 #include <cstring>
 
 namespace quicket {
 
-AntiReplay::AntiReplay(uint64_t window_ms) : window_ms_(std::max(window_ms, kMinWindowMs)), started_ms_(NowMs()) {}
+AntiReplay::AntiReplay() : started_ms_(NowMs()) {}
+
+AntiReplay& AntiReplay::ForProcess() {
+  // Never destroyed: a Worker may still handshake while the process exits.
+  static AntiReplay* store = new AntiReplay();
+  return *store;
+}
 
 uint64_t AntiReplay::NowMs() {
   using namespace std::chrono;
@@ -20,8 +25,6 @@ size_t AntiReplay::RandomHash::operator()(const ClientRandom& random) const {
   return hash;
 }
 
-void AntiReplay::set_window(uint64_t window_ms) { window_ms_ = std::max(window_ms, kMinWindowMs); }
-
 void AntiReplay::Purge(uint64_t now_ms) {
   while (!by_age_.empty() && by_age_.front().expires_ms <= now_ms) {
     seen_.erase(by_age_.front().random);
@@ -29,16 +32,17 @@ void AntiReplay::Purge(uint64_t now_ms) {
   }
 }
 
-bool AntiReplay::Admit(const ClientRandom& random, uint64_t now_ms) {
+bool AntiReplay::Admit(const ClientRandom& random, uint64_t window_ms, uint64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mutex_);
   Purge(now_ms);
   if (seen_.size() >= kMaxEntries) return false;
   if (!seen_.insert(random).second) return false;
-  by_age_.push_back({now_ms + window_ms_, random});
+  by_age_.push_back({now_ms + EffectiveWindow(window_ms), random});
   return true;
 }
 
-bool AntiReplay::Covers(uint64_t ticket_issued_ms, uint64_t now_ms) const {
-  return ticket_issued_ms >= started_ms_ || now_ms >= started_ms_ + window_ms_;
+bool AntiReplay::Covers(uint64_t ticket_issued_ms, uint64_t window_ms, uint64_t now_ms) const {
+  return ticket_issued_ms >= started_ms_ || now_ms >= started_ms_ + EffectiveWindow(window_ms);
 }
 
 }  // namespace quicket

@@ -72,7 +72,9 @@ int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const uns
 }  // namespace
 
 TlsContext::TlsContext(const TlsContextOptions& options)
-    : alpn_(options.alpn), anti_replay_(options.anti_replay_window_ms) {}
+    : alpn_(options.alpn), anti_replay_window_ms_(AntiReplay::EffectiveWindow(options.anti_replay_window_ms)) {
+  AntiReplay::ForProcess();  // it records from the first SslConfig on
+}
 
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 

@@ -1,6 +1,6 @@
 // TlsContext: the TLS side of one SslConfig, an OpenSSL SSL_CTX loaded once and shared by every
 // connection that uses it: certificate chain and key, trusted roots, ALPN, groups, ticket policy,
-// 0-RTT policy and the anti-replay store. Connections keep a shared_ptr, so it outlives the JS
+// 0-RTT policy and anti-replay window. Connections keep a shared_ptr, so it outlives the JS
 // SslConfig while a connection still uses it. No OpenSSL type leaves tls/.
 #pragma once
 
@@ -42,7 +42,7 @@ class TlsContext {
   bool has_certificate() const { return has_certificate_; }
   bool reject_unauthorized() const { return reject_unauthorized_; }
   bool early_data() const { return early_data_; }
-  AntiReplay& anti_replay() { return anti_replay_; }
+  uint64_t anti_replay_window_ms() const { return anti_replay_window_ms_; }
   // Keylog lines are formatted by OpenSSL only once some connection asked for them.
   void EnableKeylog();
 
@@ -56,7 +56,7 @@ class TlsContext {
   std::vector<std::string> alpn_;
   std::string alpn_wire_;
   std::string client_groups_;
-  AntiReplay anti_replay_;
+  uint64_t anti_replay_window_ms_;
   bool has_certificate_ = false;
   bool reject_unauthorized_ = true;
   bool early_data_ = false;

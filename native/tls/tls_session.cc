@@ -226,7 +226,8 @@ bool TlsSession::AcceptTicketAppData(const uint8_t* data, size_t length) {
   bool same_settings = policy_.settings_digest.size() >= kSettingsDigestLength &&
                        memcmp(data + 5, policy_.settings_digest.data(), kSettingsDigestLength) == 0;
   uint64_t issued_ms = GetBigEndian(data + 5 + kSettingsDigestLength, 8);
-  early_data_refused_ = !same_settings || !context_->anti_replay().Covers(issued_ms, AntiReplay::NowMs());
+  early_data_refused_ = !same_settings ||
+                        !AntiReplay::ForProcess().Covers(issued_ms, context_->anti_replay_window_ms(), AntiReplay::NowMs());
   return true;
 }
 
@@ -290,7 +291,7 @@ int TlsSession::OnAllowEarlyData(SSL* ssl, void*) {
   if (!self || self->early_data_refused_) return 0;
   AntiReplay::ClientRandom random;
   if (SSL_get_client_random(ssl, random.data(), random.size()) != random.size()) return 0;
-  return self->context_->anti_replay().Admit(random, AntiReplay::NowMs()) ? 1 : 0;
+  return AntiReplay::ForProcess().Admit(random, self->context_->anti_replay_window_ms(), AntiReplay::NowMs()) ? 1 : 0;
 }
 
 // A ClientHello without QUIC transport parameters is not QUIC (RFC 9001 §8.2).
