@@ -229,7 +229,7 @@ export async function main(argv: string[]): Promise<void> {
     .command('get')
     .description('HTTP/3 GET; with --ticket-file, resume (and send the request as 0-RTT) from a stored ticket')
     .argument('<url>', 'https:// URL')
-    .option('--ca <file>', 'PEM roots to verify the server (default: system roots)')
+    .option('--ca <file>', 'PEM roots to verify the server (default: node:tls\'s roots)')
     .option('--insecure', 'do not verify the server certificate')
     .option('--ticket-file <file>', 'read a session ticket from, and write the newest one to, this file')
     .option('-o, --output <file>', 'write the body to this file instead of stdout')

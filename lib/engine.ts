@@ -50,7 +50,7 @@ export interface ConnectOptions {
   port: number;
   /** Name sent as SNI and checked against the certificate (default: host). */
   servername?: string;
-  /** Client credentials and policy (default: the engine's, else system roots). */
+  /** Client credentials and policy (default: the engine's, else node:tls's default roots). */
   ssl?: SslConfig;
   /** Offer only this ALPN protocol instead of the SslConfig's list. */
   alpn?: string;
@@ -253,7 +253,7 @@ export class Engine extends EventEmitter {
 
   #defaultSsl(alpn: string | undefined): SslConfig {
     if (alpn === undefined) throw invalidArgValue('options.alpn', 'is required when neither the engine nor connect() has an SslConfig');
-    // Loading the system roots costs milliseconds: once per engine.
+    // Parsing the default roots costs milliseconds: once per engine.
     if (!this.#defaultClientSsl || !this.#defaultClientSsl.alpn.includes(alpn)) {
       this.#defaultClientSsl = new SslConfig({ alpn: [alpn] });
     }

@@ -1,6 +1,7 @@
 // SslConfig: certificates, ALPN, ticket keys and 0-RTT policy, loaded into OpenSSL once and shared
 // by every connection that uses it.
-import { rootCertificates } from 'node:tls';
+import fs from 'node:fs';
+import tls from 'node:tls';
 
 import { binding } from './binding';
 import {
@@ -73,6 +74,24 @@ export function checkTicketKeys(name: string, keys: unknown): Buffer[] {
   return ring.map((key) => Buffer.from(key));
 }
 
+let defaultRoots: readonly Buffer[] | undefined;
+
+/** node:tls's default roots: Node's bundled ones plus NODE_EXTRA_CA_CERTS, read once per process. */
+function nodeDefaultRoots(): readonly Buffer[] {
+  if (defaultRoots) return defaultRoots;
+  const roots = tls.rootCertificates.map((pem) => Buffer.from(pem));
+  const extra = process.env.NODE_EXTRA_CA_CERTS;
+  if (extra) {
+    try {
+      roots.push(fs.readFileSync(extra));
+    } catch {
+      // Node warns about an unreadable NODE_EXTRA_CA_CERTS at startup and goes on without it.
+    }
+  }
+  defaultRoots = roots;
+  return roots;
+}
+
 function toBuffer(value: string | Buffer): Buffer {
   return typeof value === 'string' ? Buffer.from(value) : value;
 }
@@ -124,8 +143,8 @@ export class SslConfig {
       alpn: [...alpn],
       cert: cert === undefined ? undefined : toBuffer(cert),
       key: key === undefined ? undefined : toBuffer(key),
-      // Like node:tls: Node's bundled roots unless `ca` replaces them (the same on every platform).
-      ca: (cas ?? rootCertificates).map(toBuffer),
+      // Like node:tls: Node's default roots unless `ca` replaces them (the same on every platform).
+      ca: cas ? cas.map(toBuffer) : nodeDefaultRoots(),
       rejectUnauthorized: this.rejectUnauthorized,
       ticketKeys: ticketKeyRing,
       ticketLifetime: ticketLifetime ?? 7200,

@@ -135,9 +135,10 @@ const opensslOptions = [
   // provider in).
   'no-shared', 'no-module', 'no-engine', 'no-legacy', 'no-tests', 'no-docs', 'no-apps', '-fPIC',
 ];
+// What a build depends on goes into the stamp; where it is installed does not (the checkout may move).
 const cmakeCommon = ['-DCMAKE_BUILD_TYPE=Release', '-DCMAKE_POSITION_INDEPENDENT_CODE=ON', '-DENABLE_LIB_ONLY=ON',
-  '-DENABLE_STATIC_LIB=ON', '-DENABLE_SHARED_LIB=OFF', '-DBUILD_TESTING=OFF', `-DCMAKE_INSTALL_PREFIX=${prefix}`,
-  '-DCMAKE_INSTALL_LIBDIR=lib'];
+  '-DENABLE_STATIC_LIB=ON', '-DENABLE_SHARED_LIB=OFF', '-DBUILD_TESTING=OFF', '-DCMAKE_INSTALL_LIBDIR=lib'];
+const installInto = `-DCMAKE_INSTALL_PREFIX=${prefix}`;
 
 const builders = {
   openssl: {
@@ -151,7 +152,7 @@ const builders = {
   nghttp3: {
     flags: cmakeCommon,
     build(src) {
-      run('cmake', ['-S', src, '-B', path.join(src, 'out'), ...cmakeCommon], src);
+      run('cmake', ['-S', src, '-B', path.join(src, 'out'), ...cmakeCommon, installInto], src);
       run('cmake', ['--build', path.join(src, 'out'), '-j', jobs], src);
       run('cmake', ['--install', path.join(src, 'out')], src);
     },
@@ -161,7 +162,7 @@ const builders = {
     // The crypto backend is compiled against the vendored OpenSSL: rebuild when it changes.
     dependsOn: ['openssl'],
     build(src) {
-      const args = [...this.flags, `-DOPENSSL_ROOT_DIR=${prefix}`, '-DOPENSSL_USE_STATIC_LIBS=ON',
+      const args = [...this.flags, installInto, `-DOPENSSL_ROOT_DIR=${prefix}`, '-DOPENSSL_USE_STATIC_LIBS=ON',
         `-DOPENSSL_INCLUDE_DIR=${path.join(prefix, 'include')}`];
       run('cmake', ['-S', src, '-B', path.join(src, 'out'), ...args], src);
       run('cmake', ['--build', path.join(src, 'out'), '-j', jobs], src);
@@ -220,6 +221,7 @@ async function buildMissing() {
     log(`building ${name} ${entry.version} into ${prefix}`);
     builders[name].build(work);
     fs.rmSync(work, { recursive: true, force: true });
+    if (fs.readdirSync(path.dirname(work)).length === 0) fs.rmdirSync(path.dirname(work));
     log(`built ${name} ${entry.version} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
     stamp[name] = { version: entry.version, sha256: entry.sha256, ...wanted(name, stamp) };
     fs.writeFileSync(stampFile, `${JSON.stringify(stamp, null, 2)}\n`);

@@ -7,18 +7,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Build tools (perl for OpenSSL's Configure, xz for ngtcp2's tarballs, apt for Debian's source
-# archive), openssl's CLI for the test certificates, and ngtcp2's own GnuTLS example client and
+# archive), openssl's CLI for the test certificates, strace (a test proves the addon reads no
+# OpenSSL config file), and ngtcp2's own GnuTLS example client and
 # server from bookworm-backports: an interop peer on another TLS library, never linked into quicket.
-DEB_PACKAGES="g++ make cmake perl python3 tar xz-utils openssl ngtcp2-client ngtcp2-server"
+DEB_PACKAGES="g++ make cmake perl python3 tar xz-utils openssl strace ngtcp2-client ngtcp2-server"
 
 manual_help() {
   cat >&2 <<'MSG'
-quicket's setup script only automates Debian 12 (bookworm). Elsewhere, install a C++17 compiler,
-make, cmake, perl and Node.js >= 20, then run `npm ci && npm run build`: the build fetches the
-pinned OpenSSL, ngtcp2 and nghttp3 tarballs from their upstream release URLs (or a folder named by
-QUICKET_DEPS_CACHE) and builds them statically (node scripts/build-deps.js).
+quicket's setup script only automates Debian 12 (bookworm). On another Linux, install a C++17
+compiler, make, cmake, perl, xz and Node.js >= 20, then run `npm ci && npm run build`: the build
+fetches the pinned OpenSSL, ngtcp2 and nghttp3 tarballs from their upstream release URLs (or a
+folder named by QUICKET_DEPS_CACHE) and builds them statically (node scripts/build-deps.js).
   Debian/Ubuntu: apt-get install g++ make cmake perl xz-utils
-  macOS:         xcode-select --install && brew install cmake
+(macOS is not supported yet: the UDP layer uses Linux socket options.)
 MSG
   exit 1
 }

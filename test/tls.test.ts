@@ -1,7 +1,14 @@
 // TLS: the client verifies the server's chain and name (DNS names and IP addresses) unless told
 // not to, ALPN must match, and a refused handshake fails cleanly on both sides with a coded error.
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
 import { CloseInfo, Connection, Engine } from '../lib';
 import { ALPN, HOST, Server, clientSsl, next, pem, roundTrip, serverSsl, useEngines } from './helpers';
+import { compileLib } from './helpers/compile-lib';
+
+const execFileAsync = promisify(execFile);
 
 type CodedError = Error & { code?: string };
 
@@ -102,10 +109,34 @@ describe('tls', () => {
     expect(error?.code).toBe('ERR_TLS_CERT_ALTNAME_INVALID');
   });
 
-  test("without `ca` the client uses the system store, which does not know the test CA", async () => {
+  test("without `ca` the client uses node:tls's default roots, which do not know the test CA", async () => {
     const server = await engines.server();
-    const client = engines.engine(); // no SslConfig: connect({ alpn }) builds one on the system roots
+    const client = engines.engine(); // no SslConfig: connect({ alpn }) builds one on the default roots
     const connection = client.connect({ host: HOST, port: server.port, servername: 'localhost', alpn: ALPN });
     await expect(connection.handshake).rejects.toMatchObject({ code: 'ERR_QUIC_CERT_UNTRUSTED' });
+  });
+
+  test('NODE_EXTRA_CA_CERTS extends the default roots, as it does for node:tls', async () => {
+    const server = await engines.server();
+    const lib = compileLib();
+    try {
+      // A process of its own: Node reads the variable once per process.
+      const script = `
+        const { Engine } = require(${JSON.stringify(lib.dir)});
+        const engine = new Engine();
+        const connection = engine.connect({ host: '${HOST}', port: ${server.port}, servername: 'localhost', alpn: '${ALPN}' });
+        connection.on('error', () => {});
+        connection.handshake.then(() => 'verified', (error) => error.code).then(async (outcome) => {
+          console.log(outcome);
+          await engine.close();
+        });`;
+      const run = (env: NodeJS.ProcessEnv) => execFileAsync(process.execPath, ['-e', script], { env, timeout: 20_000 });
+      const withExtra = await run({ ...lib.env, NODE_EXTRA_CA_CERTS: path.join(__dirname, 'fixtures', 'certs', 'ca.pem') });
+      expect(withExtra.stdout.trim()).toBe('verified');
+      const { NODE_EXTRA_CA_CERTS: _, ...without } = lib.env;
+      expect((await run(without)).stdout.trim()).toBe('ERR_QUIC_CERT_UNTRUSTED');
+    } finally {
+      lib.remove();
+    }
   });
 });
