@@ -28,6 +28,12 @@ export interface CloseInfo {
   error?: CodedError;
 }
 
+/**
+ * Why a `ticket` given to connect() was not used: 'malformed' (not a quicket ticket, damaged, or
+ * session data that does not decode), 'expired' (by this client's clock), 'mismatch' (another
+ * servername or ALPN), 'refused' (the server refused the handshake that used it; the connection
+ * started over as a full handshake and resent what was written).
+ */
 export type TicketRejectedReason = 'malformed' | 'expired' | 'mismatch' | 'refused';
 
 export interface ConnectionEvents {
