@@ -8,6 +8,7 @@ import tls from 'node:tls';
 
 import { Connection, Engine, SslConfig, Ticket } from '../lib';
 import { kOnNativeEvent } from '../lib/binding';
+import { decodeTicket, encodeTicket } from '../lib/ticket';
 import { generateBadTickets } from './helpers/bad-tickets';
 import { startTicketServerProcess } from './helpers/ticket-server-process';
 import { ALPN, clientSsl, HOST, pem } from './helpers/index';
@@ -370,6 +371,58 @@ describe('a ticket the client cannot use', () => {
     expect(failures).toEqual([]);
     expect([...outcomes.values()].reduce((a, b) => a + b, 0)).toBe(1000);
     expect(outcomes.get('empty:malformed')).toBe(1);
+  });
+});
+
+describe('a forged ticket whose envelope checks out', () => {
+  const track = useCleanup();
+
+  /** The DER contents of the SSL_SESSION's master key (its fifth field), as [start, end). */
+  function masterKey(session: Buffer): [number, number] {
+    let p = 0;
+    const header = (): [number, number] => {
+      const tag = session[p];
+      let length = session[p + 1];
+      p += 2;
+      if (length & 0x80) {
+        const bytes = length & 0x7f;
+        length = session.readUIntBE(p, bytes);
+        p += bytes;
+      }
+      return [tag, length];
+    };
+    expect(header()[0]).toBe(0x30); // SEQUENCE
+    for (let field = 0; field < 4; field++) {
+      const [, skip] = header(); // version, TLS version, cipher, session id
+      p += skip;
+    }
+    const [tag, length] = header();
+    expect({ tag, length }).toEqual({ tag: 0x04, length: 32 }); // OCTET STRING, TLS_AES_128_GCM_SHA256
+    return [p, p + length];
+  }
+
+  test('a damaged resumption secret: the server refuses the binder, the client starts over with a full handshake', async () => {
+    const server = track(await TestServer.start({ earlyData: true }));
+    const client = track(clientEngine());
+    const ticket = await fetchTicket(client, server.port);
+    // Someone who can write the ticket store changes the secret and recomputes the digest (no
+    // ticketSecret): the envelope is valid, the session decodes, but its binder cannot match.
+    const contents = decodeTicket(ticket);
+    const [start, end] = masterKey(contents.sessionData);
+    const sessionData = Buffer.from(contents.sessionData);
+    for (let i = start; i < end; i++) sessionData[i] ^= 0x5a;
+    const forged = encodeTicket({ ...contents, sessionData });
+    const data = payload(40_000, 31);
+    const result = await exchange(client, server.port, data, { ticket: forged });
+    expect({ ticketRejected: result.ticketRejected, resumed: result.resumed, earlyData: result.earlyData }).toEqual({
+      ticketRejected: ['refused'],
+      resumed: false,
+      earlyData: 'rejected', // attempted, then everything written was resent
+    });
+    expect(result.reply).toEqual(received(data, false));
+    // The ticket it got instead is a good one.
+    const again = await exchange(client, server.port, data, { ticket: result.tickets[0] });
+    expect({ resumed: again.resumed, earlyData: again.earlyData }).toEqual({ resumed: true, earlyData: 'accepted' });
   });
 });
 
