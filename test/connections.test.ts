@@ -1,10 +1,10 @@
 // Connections: many at once on one engine, what the handshake reports, and how connections and
 // engines end (graceful close, destroy, engine.close()), down to the process exiting by itself.
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 
 import { CloseInfo, Connection, Stream } from '../lib';
 import { compileLib, CompiledLib } from './helpers/compile-lib';
+import { ExitResult, runToExit } from './helpers/processes';
 import { ALPN, HOST, clientSsl, next, pattern, readAll, roundTrip, serverSsl, useEngines } from './helpers';
 
 const KiB = 1024;
@@ -235,27 +235,9 @@ describe('connections', () => {
     afterAll(() => lib?.remove());
 
     /** Runs test/fixtures/child-engines.js; resolves with its exit code and output, or rejects if it hangs. */
-    function runChild(mode: string, nodeFlags: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
-      return new Promise((resolve, reject) => {
-        const script = path.join(__dirname, 'fixtures', 'child-engines.js');
-        const child = spawn(process.execPath, [...nodeFlags, script, lib.dir, mode], {
-          env: lib.env,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (chunk) => (stdout += chunk));
-        child.stderr.on('data', (chunk) => (stderr += chunk));
-        // A hang detector, not a timing assertion: a healthy child is done in well under a second.
-        const guard = setTimeout(() => {
-          child.kill('SIGKILL');
-          reject(new Error(`child (${mode}) did not exit by itself within 15 s; stdout: ${stdout} stderr: ${stderr}`));
-        }, 15000);
-        child.on('exit', (code) => {
-          clearTimeout(guard);
-          resolve({ code, stdout, stderr });
-        });
-      });
+    function runChild(mode: string, nodeFlags: string[] = []): Promise<ExitResult> {
+      // A healthy child is done in well under a second.
+      return runToExit(process.execPath, [...nodeFlags, path.join(__dirname, 'fixtures', 'child-engines.js'), lib.dir, mode], lib.env, 15000);
     }
 
     test('a process that closes its engines after an echo exits by itself with code 0', async () => {

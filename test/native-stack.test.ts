@@ -1,7 +1,6 @@
 // The native stack: the addon carries its own OpenSSL, ngtcp2 and nghttp3, linked statically, and
 // lives beside Node's own OpenSSL without disturbing it or loading shared TLS/QUIC libraries; it
 // never reads OpenSSL's configuration file or provider-modules directory.
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,6 +9,7 @@ import tls from 'node:tls';
 
 import { versions } from '../lib';
 import { compileLib, CompiledLib } from './helpers/compile-lib';
+import { runToExit } from './helpers/processes';
 import { ALPN, HOST, pem, roundTrip, useEngines } from './helpers/index';
 
 const ROOT = path.join(__dirname, '..');
@@ -226,26 +226,7 @@ async function echo(client, port, ticket) {
       // The addon's OpenSSL names these as its defaults: the test watches what it would really open.
       expect(compiledInDirs(addon).length).toBeGreaterThanOrEqual(2);
 
-      const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn('strace', ['-f', '-qq', '-e', 'trace=%file', '-o', trace, process.execPath, script, lib!.dir, CERT_DIR], {
-          env: lib!.env,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (chunk) => (stdout += chunk));
-        child.stderr.on('data', (chunk) => (stderr += chunk));
-        // A hang detector, not a timing assertion.
-        const guard = setTimeout(() => {
-          child.kill('SIGKILL');
-          reject(new Error(`the traced child did not exit within 40 s; stdout: ${stdout} stderr: ${stderr}`));
-        }, 40_000);
-        child.once('error', reject);
-        child.once('exit', (code) => {
-          clearTimeout(guard);
-          resolve({ code, stdout, stderr });
-        });
-      });
+      const result = await runToExit('strace', ['-f', '-qq', '-e', 'trace=%file', '-o', trace, process.execPath, script, lib!.dir, CERT_DIR], lib!.env, 40_000);
       expect(result).toEqual({
         code: 0,
         stdout: `${JSON.stringify({ first: ['hello over quic', false], second: ['hello over quic', true, 'accepted'], untrusted: 'ERR_QUIC_CERT_UNTRUSTED' })}\n`,

@@ -122,3 +122,35 @@ export async function startServerPeer(peers: ReturnType<typeof usePeers>, option
   const { port } = await peer.event('listening');
   return { peer, port };
 }
+
+export interface ExitResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `command` to its exit and collects its output; rejects if it has not exited within
+ * `hangMs` (a hang detector, not a timing assertion: the process is killed then).
+ */
+export function runToExit(command: string, args: string[], env: NodeJS.ProcessEnv, hangMs: number): Promise<ExitResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (chunk) => (stdout += chunk));
+    child.stderr!.on('data', (chunk) => (stderr += chunk));
+    const guard = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${path.basename(command)} did not exit by itself within ${hangMs} ms; stdout: ${stdout} stderr: ${stderr}`));
+    }, hangMs);
+    child.once('error', (error) => {
+      clearTimeout(guard);
+      reject(error);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(guard);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
