@@ -144,7 +144,8 @@ export class SslConfig {
       cert: cert === undefined ? undefined : toBuffer(cert),
       key: key === undefined ? undefined : toBuffer(key),
       // Like node:tls: Node's default roots unless `ca` replaces them (the same on every platform).
-      ca: cas ? cas.map(toBuffer) : nodeDefaultRoots(),
+      ca: cas?.map(toBuffer),
+      defaultRoots: cas ? undefined : nodeDefaultRoots(),
       rejectUnauthorized: this.rejectUnauthorized,
       ticketKeys: ticketKeyRing,
       ticketLifetime: ticketLifetime ?? 7200,

@@ -35,6 +35,7 @@ SslConfig::SslConfig(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SslConfi
     tls.key_pem = BytesOf(options.Get("key"));
   }
   tls.ca_pems = StringsOf(options.Get("ca"));
+  tls.default_roots = StringsOf(options.Get("defaultRoots"));
   if (options.Get("ecdhCurve").IsString()) tls.groups = options.Get("ecdhCurve").As<Napi::String>();
   tls.reject_unauthorized = options.Get("rejectUnauthorized").ToBoolean();
   tls.early_data = options.Get("earlyData").ToBoolean();

@@ -6,6 +6,7 @@
 #include <openssl/x509.h>
 
 #include <cstdint>
+#include <mutex>
 
 #include "crypto.h"
 #include "tls_session.h"
@@ -69,6 +70,36 @@ int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const uns
   }
   return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
+
+// Adds every certificate of each PEM to `store`; an error names the first that fails.
+std::string AddPems(X509_STORE* store, const std::vector<std::string>& pems) {
+  for (const auto& pem : pems) {
+    BioPtr bio = MemoryBio(pem);
+    int found = 0;
+    while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+      int ok = X509_STORE_add_cert(store, cert);
+      X509_free(cert);
+      if (ok != 1) return OpenSslError("X509_STORE_add_cert");
+      found++;
+    }
+    ERR_clear_error();  // the end of the PEM reads as an error
+    if (found == 0) return "no certificate found in ca";
+  }
+  return "";
+}
+
+// node:tls's default roots parsed once per process (about 10 ms) into one store that every
+// client context without `ca` shares; Workers build it at most once between them.
+X509_STORE* SharedDefaultStore(const std::vector<std::string>& pems) {
+  static std::mutex mutex;
+  static X509_STORE* store = nullptr;  // never freed: it lives as long as the process
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!store) {
+    store = X509_STORE_new();
+    if (store) AddPems(store, pems);  // Node's own roots: whatever OpenSSL parses of them
+  }
+  return store;
+}
 }  // namespace
 
 TlsContext::TlsContext(const TlsContextOptions& options)
@@ -115,8 +146,16 @@ std::string TlsContext::Configure(const TlsContextOptions& options) {
     if (!error.empty()) return "cannot load cert/key: " + error;
     has_certificate_ = true;
   }
-  std::string error = LoadRoots(options.ca_pems);
+  default_roots_ = options.default_roots;
+  std::string error = AddPems(SSL_CTX_get_cert_store(ctx_), options.ca_pems);
   return error.empty() ? "" : "cannot load ca: " + error;
+}
+
+void TlsContext::PrepareForClients() {
+  if (default_roots_.empty()) return;
+  if (X509_STORE* store = SharedDefaultStore(default_roots_)) SSL_CTX_set1_cert_store(ctx_, store);
+  default_roots_.clear();
+  default_roots_.shrink_to_fit();
 }
 
 std::string TlsContext::LoadKeyPair(const std::string& cert_pem, const std::string& key_pem) {
@@ -141,23 +180,6 @@ std::string TlsContext::LoadKeyPair(const std::string& cert_pem, const std::stri
   EVP_PKEY_free(key);
   if (ok != 1) return OpenSslError("private key");
   if (SSL_CTX_check_private_key(ctx_) != 1) return OpenSslError("key does not match the certificate");
-  return "";
-}
-
-std::string TlsContext::LoadRoots(const std::vector<std::string>& ca_pems) {
-  X509_STORE* store = SSL_CTX_get_cert_store(ctx_);
-  for (const auto& pem : ca_pems) {
-    BioPtr bio = MemoryBio(pem);
-    int found = 0;
-    while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
-      int ok = X509_STORE_add_cert(store, cert);
-      X509_free(cert);
-      if (ok != 1) return OpenSslError("X509_STORE_add_cert");
-      found++;
-    }
-    ERR_clear_error();
-    if (found == 0) return "no certificate found in ca";
-  }
   return "";
 }
 

@@ -18,7 +18,8 @@ struct TlsContextOptions {
   std::vector<std::string> alpn;            // preference order
   std::string cert_pem;                     // server chain (leaf first), with key_pem
   std::string key_pem;
-  std::vector<std::string> ca_pems;         // roots that verify the peer (node:tls's by default)
+  std::vector<std::string> ca_pems;         // roots that verify the peer, given as `ca`
+  std::vector<std::string> default_roots;   // without `ca`: node:tls's default roots
   std::string groups;                       // OpenSSL group list; empty: quicket's default
   bool reject_unauthorized = true;
   bool early_data = false;
@@ -45,16 +46,19 @@ class TlsContext {
   uint64_t anti_replay_window_ms() const { return anti_replay_window_ms_; }
   // Keylog lines are formatted by OpenSSL only once some connection asked for them.
   void EnableKeylog();
+  // Before the first client session: the default roots, if this context uses them, are attached
+  // only now (a server never needs them).
+  void PrepareForClients();
 
  private:
   explicit TlsContext(const TlsContextOptions& options);
   std::string Configure(const TlsContextOptions& options);
   std::string LoadKeyPair(const std::string& cert_pem, const std::string& key_pem);
-  std::string LoadRoots(const std::vector<std::string>& ca_pems);
 
   ssl_ctx_st* ctx_ = nullptr;
   std::vector<std::string> alpn_;
   std::string alpn_wire_;
+  std::vector<std::string> default_roots_;  // until PrepareForClients() attaches them
   std::string client_groups_;
   uint64_t anti_replay_window_ms_;
   bool has_certificate_ = false;

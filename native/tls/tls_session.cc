@@ -72,6 +72,7 @@ std::string TlsSession::Create() {
 
 std::string TlsSession::InitClient(const std::string& servername, const std::vector<std::string>& alpn,
                                    const std::string& session_data, bool early_data) {
+  context_->PrepareForClients();
   std::string error = Create();
   if (!error.empty()) return error;
   if (ngtcp2_crypto_ossl_configure_client_session(ssl_) != 0) return "cannot configure QUIC TLS";
