@@ -85,10 +85,26 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   handles_open_ = 2;
   // An open endpoint must not be collected: released when close() completes.
   Ref();
+  napi_add_env_cleanup_hook(env, OnEnvironmentTeardown, this);
 }
 
 Engine::~Engine() {
-  for (auto& [connection, reference] : connections_) connection->Terminate();
+  if (!torn_down_) napi_remove_env_cleanup_hook(Env(), OnEnvironmentTeardown, this);
+  // Terminate() makes each connection Forget() itself: iterate a copy.
+  std::vector<Connection*> open;
+  for (auto& [connection, reference] : connections_) open.push_back(connection);
+  for (Connection* connection : open) connection->Terminate();
+}
+
+void Engine::OnEnvironmentTeardown(void* data) {
+  auto* self = static_cast<Engine*>(data);
+  self->torn_down_ = true;
+  self->closing_ = true;
+  self->listening_ = false;
+  std::vector<Connection*> open;
+  for (auto& [connection, reference] : self->connections_) open.push_back(connection);
+  for (Connection* connection : open) connection->Terminate();
+  self->CloseHandles();
 }
 
 // Tickets carry a digest of the 0-RTT-relevant transport settings they were issued under: a
@@ -344,6 +360,12 @@ void Engine::Close(const Napi::CallbackInfo& info) {
 
 void Engine::MaybeFinishClose() {
   if (!closing_ || !connections_.empty() || !check_) return;
+  CloseHandles();
+}
+
+// After a teardown the Engine may be freed before libuv calls back: the callbacks then only free
+// the handles (handle->data is null) and never reach the Engine or JS.
+void Engine::CloseHandles() {
   auto closed = [](uv_handle_t* handle) {
     auto* self = static_cast<Engine*>(handle->data);
     if (handle->type == UV_CHECK) {
@@ -351,16 +373,23 @@ void Engine::MaybeFinishClose() {
     } else {
       delete reinterpret_cast<uv_idle_t*>(handle);
     }
-    self->HandleClosed();
+    if (self) self->HandleClosed();
   };
-  uv_close(reinterpret_cast<uv_handle_t*>(check_), closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(idle_), closed);
-  check_ = nullptr;
-  idle_ = nullptr;
+  Engine* owner = torn_down_ ? nullptr : this;
+  if (check_) {
+    check_->data = owner;
+    uv_close(reinterpret_cast<uv_handle_t*>(check_), closed);
+    check_ = nullptr;
+  }
+  if (idle_) {
+    idle_->data = owner;
+    uv_close(reinterpret_cast<uv_handle_t*>(idle_), closed);
+    idle_ = nullptr;
+  }
   if (socket_) {
     UdpSocket* socket = socket_;
     socket_ = nullptr;
-    socket->Close([this] { HandleClosed(); });
+    socket->Close(owner ? std::function<void()>([this] { HandleClosed(); }) : nullptr);
   }
 }
 

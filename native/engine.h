@@ -64,6 +64,10 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   void Accept(const uint8_t* data, size_t length, const sockaddr* remote);
   void DigestTransportSettings();
   static void OnCheck(uv_check_t* check);
+  // The environment (main thread or Worker) is going away without close(): release every handle
+  // without calling JS. Runs before N-API's finalizers, so before ~Engine.
+  static void OnEnvironmentTeardown(void* self);
+  void CloseHandles();
   void RunTurn();
   void MaybeFinishClose();
   void HandleClosed();
@@ -77,6 +81,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   bool listening_ = false;
   bool want_keylog_ = false;
   bool closing_ = false;
+  bool torn_down_ = false;
   int handles_open_ = 0;
   Napi::FunctionReference close_callback_;
 

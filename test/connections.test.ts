@@ -255,6 +255,20 @@ describe('connections', () => {
       expect(result).toEqual({ code: 0, stdout: 'unbound done\n', stderr: '' });
     });
 
+    // Found by issue 10: a process that never closed its engines used to die with SIGSEGV at exit
+    // (the engine's loop handle ran during the environment's teardown).
+    test('an engine that is never closed does not stop the process from exiting with its own code', async () => {
+      expect(await runChild('abandoned')).toEqual({ code: 3, stdout: 'abandoned done\n', stderr: '' });
+    });
+
+    test('process.exit() with open engines and a live connection exits with its code', async () => {
+      expect(await runChild('exit')).toEqual({ code: 4, stdout: 'exit done\n', stderr: '' });
+    });
+
+    test('a Worker that ends without closing its engines leaves the main thread running', async () => {
+      expect(await runChild('worker')).toEqual({ code: 0, stdout: 'worker done\n', stderr: '' });
+    });
+
     test('a closed engine can be garbage-collected (no native reference keeps it alive)', async () => {
       const result = await runChild('gc', ['--expose-gc']);
       expect(result).toEqual({ code: 0, stdout: 'gc done\n', stderr: '' });
