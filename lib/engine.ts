@@ -129,8 +129,9 @@ export class Engine extends EventEmitter {
     if (!this.#ssl) throw invalidArgValue('options', 'cannot listen: the engine has no SslConfig with cert and key', 'ERR_QUIC_NO_CERTIFICATE');
     if (this.#address) throw Object.assign(new Error('the engine is already bound'), { code: 'ERR_QUIC_ALREADY_BOUND' });
     const host = resolveHost(options.host ?? '0.0.0.0');
-    this.#native.listen();
+    // Bound first: a failed bind (or a socket connect() already bound) leaves the engine not listening.
     this.#address = this.#native.bind(host, options.port ?? 0, this.#reusePort);
+    this.#native.listen();
     this.emit('listening');
     return this.address();
   }

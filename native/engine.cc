@@ -137,8 +137,19 @@ int Engine::EnsureBound(int family) {
   handles_open_++;
   int rv = socket_->Bind(reinterpret_cast<sockaddr*>(&any), false);
   if (rv == 0) rv = socket_->Start();
-  if (rv == 0) family_ = family;
+  if (rv == 0) {
+    family_ = family;
+  } else {
+    DiscardSocket();  // a later connect() tries again
+  }
   return rv;
+}
+
+void Engine::DiscardSocket() {
+  UdpSocket* failed = socket_;
+  socket_ = nullptr;
+  handles_open_--;         // close() does not wait for it
+  failed->Close(nullptr);  // it frees itself; nothing calls back into a possibly freed Engine
 }
 
 Napi::Object Engine::AddressObject(Napi::Env env) {
@@ -165,7 +176,11 @@ Napi::Object Engine::AddressObject(Napi::Env env) {
 Napi::Value Engine::Bind(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (closing_) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_ENGINE_CLOSED", "the engine is closed");
-  if (socket_) return AddressObject(env);
+  // connect() already bound an ephemeral socket; moving live connections to another is not done.
+  if (socket_) {
+    ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_ALREADY_BOUND",
+               "the engine's socket is already bound (by connect()): listen() first, or listen on another engine");
+  }
   std::string host = info[0].As<Napi::String>();
   int port = info[1].As<Napi::Number>().Int32Value();
   sockaddr_storage address;
@@ -177,9 +192,7 @@ Napi::Value Engine::Bind(const Napi::CallbackInfo& info) {
   int rv = socket_->Bind(reinterpret_cast<sockaddr*>(&address), info[2].ToBoolean());
   if (rv == 0) rv = socket_->Start();
   if (rv != 0) {
-    UdpSocket* failed = socket_;
-    socket_ = nullptr;
-    failed->Close([this] { handles_open_--; });
+    DiscardSocket();
     ThrowUv(env, rv, "cannot bind " + host + ":" + std::to_string(port));
   }
   family_ = address.ss_family;

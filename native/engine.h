@@ -61,6 +61,8 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
 
   Napi::Object AddressObject(Napi::Env env);
   int EnsureBound(int family);
+  // Closes a socket that failed to bind or start; the engine stays usable.
+  void DiscardSocket();
   void Accept(const uint8_t* data, size_t length, const sockaddr* remote);
   void DigestTransportSettings();
   static void OnCheck(uv_check_t* check);

@@ -155,6 +155,42 @@ describe('bad input', () => {
     });
   });
 
+  /** Whether `engine` answers a new client on its port (a short handshake timeout says no). */
+  async function accepts(engine: Engine): Promise<boolean> {
+    const probe = engines.client({ handshakeTimeout: 1000 }).connect({ host: HOST, port: engine.address().port, servername: 'localhost' });
+    probe.on('error', () => {});
+    return probe.handshake.then(() => true, () => false);
+  }
+
+  // Found by issue 10: listen() after connect() used to answer with the client's socket, ignoring
+  // its host and port, and turned that socket into a listening one.
+  test('listen() after connect() refuses with ERR_QUIC_ALREADY_BOUND; the engine keeps its connection and does not accept', async () => {
+    const server = await engines.server();
+    const engine = engines.engine({ ssl: serverSsl() });
+    const connection = engine.connect({ host: HOST, port: server.port, servername: 'localhost', ssl: clientSsl() });
+    await connection.handshake;
+    await expect(engine.listen({ host: HOST, port: 0 })).rejects.toMatchObject({ code: 'ERR_QUIC_ALREADY_BOUND' });
+    expect((await roundTrip(connection, Buffer.from('still here'))).toString()).toBe('still here');
+    expect(await accepts(engine)).toBe(false);
+  });
+
+  // Found by issue 10: a listen() whose bind failed left the engine accepting on the socket a later
+  // connect() bound.
+  test('a listen() whose bind fails leaves the engine usable and not accepting', async () => {
+    const squatter = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => squatter.bind(0, HOST, resolve));
+    try {
+      const engine = engines.engine({ ssl: serverSsl() });
+      await expect(engine.listen({ host: HOST, port: squatter.address().port })).rejects.toMatchObject({ code: 'ERR_QUIC_EADDRINUSE' });
+      const server = await engines.server();
+      const connection = engine.connect({ host: HOST, port: server.port, servername: 'localhost', ssl: clientSsl() });
+      expect((await roundTrip(connection, Buffer.from('after the failed bind'))).toString()).toBe('after the failed bind');
+      expect(await accepts(engine)).toBe(false);
+    } finally {
+      await new Promise<void>((resolve) => squatter.close(() => resolve()));
+    }
+  });
+
   test('nobody listening: the handshake rejects with ERR_QUIC_HANDSHAKE_TIMEOUT after handshakeTimeout', async () => {
     const port = await unusedPort();
     const client = engines.client({ handshakeTimeout: 1000 });
