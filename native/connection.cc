@@ -843,11 +843,9 @@ bool Connection::RetryWithoutTicket(int error) {
     qlog_ = nullptr;
   }
   early_attempted_ = false;
-  ClientOptions fresh = client_;
-  fresh.session_data.clear();
-  fresh.transport_params.clear();
   client_.session_data.clear();
-  if (!StartClient(fresh).empty()) return false;
+  client_.transport_params.clear();
+  if (!StartClient(client_).empty()) return false;
   Queue({EventType::kTicketRejected, -1, 0, false, "refused"});
   return true;
 }

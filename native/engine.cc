@@ -90,7 +90,11 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
 
 Engine::~Engine() {
   if (!torn_down_) napi_remove_env_cleanup_hook(Env(), OnEnvironmentTeardown, this);
-  // Terminate() makes each connection Forget() itself: iterate a copy.
+  TerminateConnections();
+}
+
+// Terminate() makes each connection Forget() itself: iterate a copy.
+void Engine::TerminateConnections() {
   std::vector<Connection*> open;
   for (auto& [connection, reference] : connections_) open.push_back(connection);
   for (Connection* connection : open) connection->Terminate();
@@ -101,9 +105,7 @@ void Engine::OnEnvironmentTeardown(void* data) {
   self->torn_down_ = true;
   self->closing_ = true;
   self->listening_ = false;
-  std::vector<Connection*> open;
-  for (auto& [connection, reference] : self->connections_) open.push_back(connection);
-  for (Connection* connection : open) connection->Terminate();
+  self->TerminateConnections();
   self->CloseHandles();
 }
 

@@ -70,6 +70,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   // without calling JS. Runs before N-API's finalizers, so before ~Engine.
   static void OnEnvironmentTeardown(void* self);
   void CloseHandles();
+  void TerminateConnections();
   void RunTurn();
   void MaybeFinishClose();
   void HandleClosed();

@@ -42,14 +42,17 @@ SslConfig::SslConfig(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SslConfi
   tls.ticket_lifetime = options.Get("ticketLifetime").As<Napi::Number>().Uint32Value();
   tls.anti_replay_window_ms = options.Get("antiReplayWindow").As<Napi::Number>().Int64Value();
 
-  std::string error;
+  TlsContextError error;
   context_ = TlsContext::Make(tls, &error);
-  if (!context_) {
-    if (error.rfind("unsupported ecdhCurve", 0) == 0) {
-      ThrowCoded(env, ErrorKind::kRangeError, "ERR_INVALID_ARG_VALUE", "options.ecdhCurve: " + error);
-    }
-    bool key_material = error.rfind("cannot load", 0) == 0;
-    ThrowCoded(env, ErrorKind::kError, key_material ? "ERR_QUIC_INVALID_CERTIFICATE" : "ERR_QUIC_TLS", error);
+  switch (error.kind) {
+    case TlsContextError::Kind::kNone:
+      break;
+    case TlsContextError::Kind::kGroups:
+      ThrowCoded(env, ErrorKind::kRangeError, "ERR_INVALID_ARG_VALUE", "options.ecdhCurve: " + error.message);
+    case TlsContextError::Kind::kKeyMaterial:
+      ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_INVALID_CERTIFICATE", error.message);
+    case TlsContextError::Kind::kLibrary:
+      ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_TLS", error.message);
   }
   ticket_keys_ = TicketKeyRing::Make(KeysOf(options.Get("ticketKeys")));
   if (!ticket_keys_) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_TLS", "cannot generate a ticket key");

@@ -98,7 +98,7 @@ function debianPoolDirectory(entry) {
   return undefined;
 }
 
-async function obtain(name, entry) {
+async function obtain(entry) {
   fs.mkdirSync(cacheDir, { recursive: true });
   const cached = [entry.tarball, entry.debian.file].map((f) => path.join(cacheDir, f));
   for (const file of cached) {
@@ -203,7 +203,7 @@ async function buildMissing() {
     let entry;
     let tarball;
     for (const candidate of manifest[name]) {
-      tarball = await obtain(name, candidate);
+      tarball = await obtain(candidate);
       if (tarball) {
         entry = candidate;
         break;

@@ -41,16 +41,6 @@ using BioPtr = std::unique_ptr<BIO, BioDeleter>;
 
 BioPtr MemoryBio(const std::string& pem) { return BioPtr(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()))); }
 
-// RFC 7301 wire format: each name prefixed by its length.
-std::string AlpnWire(const std::vector<std::string>& alpn) {
-  std::string wire;
-  for (const auto& name : alpn) {
-    wire.push_back(static_cast<char>(name.size()));
-    wire += name;
-  }
-  return wire;
-}
-
 // Server preference order (like node:tls's ALPNProtocols on a server); no overlap is fatal,
 // with TLS's no_application_protocol alert, which the client reports as ERR_QUIC_ALPN_MISMATCH.
 int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen,
@@ -109,27 +99,37 @@ TlsContext::TlsContext(const TlsContextOptions& options)
 
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
-std::shared_ptr<TlsContext> TlsContext::Make(const TlsContextOptions& options, std::string* error) {
-  std::shared_ptr<TlsContext> context(new TlsContext(options));
-  *error = InitCrypto() ? context->Configure(options) : "cannot initialise OpenSSL";
-  return error->empty() ? context : nullptr;
+std::string TlsContext::AlpnWire(const std::vector<std::string>& alpn) {
+  std::string wire;
+  for (const auto& name : alpn) {
+    wire.push_back(static_cast<char>(name.size()));
+    wire += name;
+  }
+  return wire;
 }
 
-std::string TlsContext::Configure(const TlsContextOptions& options) {
+std::shared_ptr<TlsContext> TlsContext::Make(const TlsContextOptions& options, TlsContextError* error) {
+  std::shared_ptr<TlsContext> context(new TlsContext(options));
+  *error = InitCrypto() ? context->Configure(options)
+                        : TlsContextError{TlsContextError::Kind::kLibrary, "cannot initialise OpenSSL"};
+  return error->kind == TlsContextError::Kind::kNone ? context : nullptr;
+}
+
+TlsContextError TlsContext::Configure(const TlsContextOptions& options) {
+  using Kind = TlsContextError::Kind;
   // One context serves both roles: an SslConfig is a server's and the default for its connects.
   ctx_ = SSL_CTX_new(TLS_method());
-  if (!ctx_) return OpenSslError("SSL_CTX_new");
+  if (!ctx_) return {Kind::kLibrary, OpenSslError("SSL_CTX_new")};
   reject_unauthorized_ = options.reject_unauthorized;
   early_data_ = options.early_data;
-  alpn_wire_ = AlpnWire(alpn_);
   client_groups_ = options.groups.empty() ? kClientGroups : options.groups;
 
   // Stateless tickets: OpenSSL's own anti-replay would make them single-use per SSL_CTX (breaking
   // clusters and restarts); quicket's AntiReplay takes its place.
   SSL_CTX_set_options(ctx_, SSL_OP_NO_ANTI_REPLAY | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  if (SSL_CTX_set_ciphersuites(ctx_, kCipherSuites) != 1) return OpenSslError("cipher suites");
+  if (SSL_CTX_set_ciphersuites(ctx_, kCipherSuites) != 1) return {Kind::kLibrary, OpenSslError("cipher suites")};
   if (SSL_CTX_set1_groups_list(ctx_, options.groups.empty() ? kServerGroups : options.groups.c_str()) != 1) {
-    return OpenSslError("unsupported ecdhCurve");
+    return {Kind::kGroups, OpenSslError("unsupported ecdhCurve")};
   }
   // Clients hear of every ticket (the new-session callback); nothing is cached inside OpenSSL.
   SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
@@ -143,12 +143,13 @@ std::string TlsContext::Configure(const TlsContextOptions& options) {
 
   if (!options.cert_pem.empty()) {
     std::string error = LoadKeyPair(options.cert_pem, options.key_pem);
-    if (!error.empty()) return "cannot load cert/key: " + error;
+    if (!error.empty()) return {Kind::kKeyMaterial, "cannot load cert/key: " + error};
     has_certificate_ = true;
   }
   default_roots_ = options.default_roots;
   std::string error = AddPems(SSL_CTX_get_cert_store(ctx_), options.ca_pems);
-  return error.empty() ? "" : "cannot load ca: " + error;
+  if (!error.empty()) return {Kind::kKeyMaterial, "cannot load ca: " + error};
+  return {};
 }
 
 void TlsContext::PrepareForClients() {

@@ -27,18 +27,25 @@ struct TlsContextOptions {
   uint64_t anti_replay_window_ms = AntiReplay::kMinWindowMs;
 };
 
+// Why a TlsContext could not be made: the caller maps the kind to its own error codes.
+struct TlsContextError {
+  enum class Kind { kNone, kKeyMaterial, kGroups, kLibrary };
+  Kind kind = Kind::kNone;
+  std::string message;  // OpenSSL's wording, e.g. "cannot load cert/key: ..."
+};
+
 class TlsContext {
  public:
-  // Empty string in `*error` on success, else what OpenSSL refused ("cannot load cert/key: ...").
-  static std::shared_ptr<TlsContext> Make(const TlsContextOptions& options, std::string* error);
+  // nullptr and `*error` filled in when OpenSSL refuses the options.
+  static std::shared_ptr<TlsContext> Make(const TlsContextOptions& options, TlsContextError* error);
   ~TlsContext();
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
 
   ssl_ctx_st* native() const { return ctx_; }
   const std::vector<std::string>& alpn() const { return alpn_; }
-  // ALPN in TLS wire format (length-prefixed names).
-  const std::string& alpn_wire() const { return alpn_wire_; }
+  // ALPN names in TLS wire format (RFC 7301: each prefixed by its length).
+  static std::string AlpnWire(const std::vector<std::string>& alpn);
   const std::string& client_groups() const { return client_groups_; }
   bool has_certificate() const { return has_certificate_; }
   bool reject_unauthorized() const { return reject_unauthorized_; }
@@ -52,12 +59,11 @@ class TlsContext {
 
  private:
   explicit TlsContext(const TlsContextOptions& options);
-  std::string Configure(const TlsContextOptions& options);
+  TlsContextError Configure(const TlsContextOptions& options);
   std::string LoadKeyPair(const std::string& cert_pem, const std::string& key_pem);
 
   ssl_ctx_st* ctx_ = nullptr;
   std::vector<std::string> alpn_;
-  std::string alpn_wire_;
   std::vector<std::string> default_roots_;  // until PrepareForClients() attaches them
   std::string client_groups_;
   uint64_t anti_replay_window_ms_;

@@ -79,11 +79,7 @@ std::string TlsSession::InitClient(const std::string& servername, const std::vec
   SSL_set_connect_state(ssl_);
   servername_ = servername;
   if (SSL_set1_groups_list(ssl_, context_->client_groups().c_str()) != 1) return "cannot set key exchange groups";
-  std::string wire;
-  for (const auto& name : alpn) {
-    wire.push_back(static_cast<char>(name.size()));
-    wire += name;
-  }
+  std::string wire = TlsContext::AlpnWire(alpn);
   // SSL_set_alpn_protos returns 0 on success.
   if (SSL_set_alpn_protos(ssl_, reinterpret_cast<const unsigned char*>(wire.data()), wire.size()) != 0) {
     return "cannot set ALPN";
