@@ -7,6 +7,20 @@ import { closedError, codedError, CodedError, checkOptionalBoolean, checkOptiona
 import { Stream, StreamOptions, StreamOwner } from './stream';
 import { encodeTicket } from './ticket';
 
+const H3_NO_ERROR = 0x100;
+/** The reason native code gives a silent close after the idle timeout. */
+const IDLE_TIMEOUT_REASON = 'idle timeout';
+/** How long close() waits by default for open streams to finish. */
+const DEFAULT_CLOSE_TIMEOUT = 5000;
+
+export interface CloseOptions {
+  /** Application error code sent in CONNECTION_CLOSE (default 0). */
+  code?: number;
+  reason?: string;
+  /** Milliseconds to wait for open streams to finish before closing anyway (default 5000). */
+  timeout?: number;
+}
+
 export type EarlyDataState = 'none' | 'accepted' | 'rejected';
 
 export interface HandshakeInfo {
@@ -69,6 +83,8 @@ export class Connection extends EventEmitter implements StreamOwner {
   #alpnOffered: string[];
   #info?: HandshakeInfo;
   #closed = false;
+  #closing = false;
+  #resumedEarly = false;
   #closeInfo?: CloseInfo;
   #streams = new Map<bigint, Stream>();
   #pendingStreams: PendingStream[] = [];
@@ -123,7 +139,8 @@ export class Connection extends EventEmitter implements StreamOwner {
   }
   /** True once the TLS session was resumed from a ticket (like tls.TLSSocket#isSessionReused()). */
   get resumed(): boolean {
-    return this.#info?.resumed ?? false;
+    // A server knows from the ClientHello on, before 0-RTT data is delivered.
+    return this.#info?.resumed ?? this.#resumedEarly;
   }
   get earlyData(): EarlyDataState {
     return this.#info?.earlyData ?? 'none';
@@ -142,7 +159,7 @@ export class Connection extends EventEmitter implements StreamOwner {
   openStream(options: StreamOptions = {}): Stream {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
     checkOptionalBoolean('options.unidirectional', options.unidirectional);
-    if (this.#closed) throw closedError('connection');
+    this.#throwIfNoNewStreams();
     const unidirectional = options.unidirectional ?? false;
     const id: bigint | null = this.#native.openStream(!unidirectional);
     const stream = new Stream(this, id, { local: true, unidirectional, early: false });
@@ -154,15 +171,28 @@ export class Connection extends EventEmitter implements StreamOwner {
     return stream;
   }
 
-  /** Closes gracefully: waits until written data is acknowledged, then sends CONNECTION_CLOSE. */
-  close(options: { code?: number; reason?: string } = {}): Promise<void> {
+  /**
+   * Closes gracefully, like http2session.close(): no new streams from now on; the open ones finish
+   * on their own (for at most `timeout` ms, default 5000) and the peer acknowledges everything
+   * sent; then CONNECTION_CLOSE goes out. Streams still open at the deadline end with 'aborted'.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
     checkOptionalInteger('options.code', options.code, 0, Number.MAX_SAFE_INTEGER);
     checkOptionalString('options.reason', options.reason);
+    checkOptionalInteger('options.timeout', options.timeout, 0, 3600000);
     if (this.#closed) return Promise.resolve();
     const done = new Promise<void>((resolve) => this.#closeWaiters.push(resolve));
-    this.#native.close(options.code ?? 0, options.reason ?? '');
+    if (!this.#closing) {
+      this.#closing = true;
+      this.#native.close(options.code ?? 0, options.reason ?? '', options.timeout ?? DEFAULT_CLOSE_TIMEOUT);
+    }
     return done;
+  }
+
+  /** True from close() on: the connection takes no new streams. */
+  get closing(): boolean {
+    return this.#closing;
   }
 
   /** Closes at once. With an error, 'error' is emitted (when listened for) and pending work fails with it. */
@@ -177,9 +207,19 @@ export class Connection extends EventEmitter implements StreamOwner {
 
   /** @internal Starts an HTTP/3 request; the returned stream carries its body. */
   [kSubmitRequest](headers: string[]): Stream {
-    if (this.#closed) throw closedError('connection');
-    const id: bigint | null = this.#native.submitRequest(headers);
+    this.#throwIfNoNewStreams();
+    let id: bigint | null = null;
+    let failure: Error | undefined;
+    try {
+      id = this.#native.submitRequest(headers);
+    } catch (error) {
+      failure = error as Error; // ERR_QUIC_HTTP3_UNAVAILABLE: request() rejects with it
+    }
     const stream = new Stream(this, id, { local: true, unidirectional: false, early: false });
+    if (failure) {
+      stream.failOpen(failure);
+      return stream;
+    }
     if (id === null) {
       this.#pendingStreams.push({ stream, headers });
     } else {
@@ -262,6 +302,9 @@ export class Connection extends EventEmitter implements StreamOwner {
       case 'earlyDataRejected':
         this.emit('earlyDataRejected');
         return undefined;
+      case 'resumed':
+        this.#resumedEarly = true;
+        return undefined;
       case 'keylog':
         this.emit('keylog', a);
         return undefined;
@@ -280,14 +323,25 @@ export class Connection extends EventEmitter implements StreamOwner {
         this.#pendingStreams.shift();
         continue;
       }
-      const id: bigint | null = headers
-        ? this.#native.submitRequest(headers)
-        : this.#native.openStream(!stream.unidirectional);
+      let id: bigint | null;
+      try {
+        id = headers ? this.#native.submitRequest(headers) : this.#native.openStream(!stream.unidirectional);
+      } catch (error) {
+        // The handshake chose a protocol this stream cannot use (HTTP/3 or not).
+        this.#pendingStreams.shift();
+        stream.failOpen(error as Error);
+        continue;
+      }
       if (id === null) return;
       this.#pendingStreams.shift();
       this.#streams.set(id, stream);
       stream.opened(id);
     }
+  }
+
+  #throwIfNoNewStreams(): void {
+    if (this.#closed) throw closedError('connection');
+    if (this.#closing) throw codedError('ERR_QUIC_CONNECTION_CLOSING', 'the connection is closing: no new streams');
   }
 
   #emitTicket(sessionData: Buffer, transportParams: Buffer, lifetimeSeconds: number, earlyData: boolean): void {
@@ -310,11 +364,20 @@ export class Connection extends EventEmitter implements StreamOwner {
     this.#closed = true;
     if (this.#failure && !info.error) info.error = this.#failure;
     this.#closeInfo = info;
-    const open = [...this.#streams.values(), ...this.#pendingStreams.map((p) => p.stream)];
-    if (open.length > 0) {
-      // Only made when needed: an Error captures a stack, which costs on every clean close.
-      const streamError = info.error ?? codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed');
-      for (const stream of open) stream.connectionClosed(streamError);
+    // A clean close (either side's close() or destroy() without an error, like http2session's)
+    // aborts the streams still open, like a peer's reset: 'aborted' and 'close', no 'error'. An
+    // error, an error code from the peer or an idle timeout (the peer vanished) fails them.
+    // Streams that never opened lost their writes: they fail either way.
+    let streamError: Error | undefined = info.error;
+    const cleanCode = info.code === 0 || (info.code === H3_NO_ERROR && this.#info?.alpn === 'h3');
+    if (!streamError && (!cleanCode || info.reason === IDLE_TIMEOUT_REASON) && this.#streams.size > 0) {
+      streamError = codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed');
+    }
+    for (const stream of this.#streams.values()) stream.connectionClosed(streamError);
+    if (this.#pendingStreams.length > 0) {
+      // Only made when needed: an Error captures a stack.
+      const unsent = info.error ?? codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed before the stream could open');
+      for (const { stream } of this.#pendingStreams) stream.connectionClosed(unsent);
     }
     this.#streams.clear();
     this.#pendingStreams = [];

@@ -221,6 +221,9 @@ export function request(connection: Connection, options: Http3RequestOptions = {
   return new Promise<Http3ClientResponse>((resolve, reject) => {
     const onError = (error: Error): void => reject(error);
     stream.once('error', onError);
+    // Reset by the server (or the connection closed) before the response: no 'error', but a rejection.
+    const onClose = (): void => reject(stream.abortError());
+    stream.once('close', onClose);
     const onHeaders = (fields: string[]): void => {
       const { pseudo, headers } = splitHeaders(fields);
       const status = Number(pseudo[':status']);
@@ -229,6 +232,7 @@ export function request(connection: Connection, options: Http3RequestOptions = {
         return;
       }
       stream.off('error', onError);
+      stream.off('close', onClose);
       resolve({ status, headers, body: stream });
     };
     stream.once(kHeadersEvent, onHeaders);

@@ -30,6 +30,10 @@ export class Stream extends Duplex {
   #writeCallback?: (error?: Error | null) => void;
   #unconsumed = 0;
   #nativeClosed = false;
+  #aborted = false;
+  #writeAborted = false;
+  #rstCode?: number;
+  #openFailure?: Error;
 
   /** @internal */
   constructor(owner: StreamOwner, id: bigint | null, options: { local: boolean; unidirectional: boolean; early: boolean }) {
@@ -50,17 +54,44 @@ export class Stream extends Duplex {
     if (this.unidirectional && !this.local) this.end();
   }
 
+  /**
+   * True once the stream was abandoned before both directions completed: the peer reset it or
+   * stopped reading it, or the connection closed under it (like http2stream.aborted).
+   */
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  /** The application error code of the peer's RESET_STREAM or STOP_SENDING, if it sent one (like http2stream.rstCode). */
+  get rstCode(): number | undefined {
+    return this.#rstCode;
+  }
+
   /** The QUIC stream ID; -1n while the stream waits for the peer to allow another stream. */
   get id(): bigint {
     return this.#id;
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    if (this.#id === PENDING_ID) {
+    if (this.#openFailure) {
+      callback(this.#openFailure);
+    } else if (this.#id === PENDING_ID) {
       this.#onOpened = callback;
     } else {
       callback();
     }
+  }
+
+  /**
+   * @internal The stream can never open (the connection closed, or chose a protocol it cannot
+   * carry): it is destroyed with `error`, even before node:stream ran _construct.
+   */
+  failOpen(error: Error): void {
+    this.#nativeClosed = true;
+    const callback = this.#onOpened;
+    this.#onOpened = undefined;
+    if (callback) callback(error);
+    else this.#openFailure = error;
   }
 
   /** @internal The peer allowed the stream: writes buffered so far can flow. */
@@ -74,6 +105,11 @@ export class Stream extends Duplex {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.unidirectional && !this.local) {
       callback(codedError('ERR_QUIC_STREAM_READ_ONLY', 'cannot write to a stream the peer opened unidirectionally'));
+      return;
+    }
+    if (this.#writeAborted) {
+      // The peer stopped reading: what is written now has nowhere to go (see 'aborted').
+      callback();
       return;
     }
     try {
@@ -90,7 +126,7 @@ export class Stream extends Duplex {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    if (this.unidirectional && !this.local) {
+    if ((this.unidirectional && !this.local) || this.#writeAborted) {
       callback();
       return;
     }
@@ -147,46 +183,70 @@ export class Stream extends Duplex {
     return flowing;
   }
 
-  /** @internal The peer reset the stream or asked us to stop sending. */
+  /**
+   * @internal The peer reset the stream or asked us to stop sending. Like node:http2, that is the
+   * peer's decision, not a local failure: 'aborted' and 'close', never 'error'. A stop-sending
+   * peer may still be sending: the readable side stays, and writes are dropped.
+   */
   reset(code: number, stopSending: boolean): void {
-    const what = stopSending ? 'the peer stopped reading the stream' : 'the peer reset the stream';
-    const error = Object.assign(codedError('ERR_QUIC_STREAM_RESET', `${what} (code ${code})`), { quicCode: code });
-    if (stopSending && this.readableEnded) {
-      this.#nativeClosed = true;
-      this.destroy(error);
-    } else if (!stopSending) {
-      this.#nativeClosed = true;
-      this.destroy(error);
-    } else {
-      this.#releaseWriter(error);
+    this.#rstCode ??= code;
+    if (stopSending && !this.readableEnded) {
+      this.#writeAborted = true;
+      this.#abort();
+      this.#releaseWriter();
+      return;
     }
+    this.#nativeClosed = true;
+    this.#abort();
+    this.destroy();
+  }
+
+  /** @internal An Error describing why the stream was aborted, for promises that wrap it (HTTP/3 requests). */
+  abortError(): Error {
+    const code = this.#rstCode;
+    return Object.assign(
+      codedError('ERR_QUIC_STREAM_RESET', code === undefined ? 'the stream was aborted' : `the peer reset the stream (code ${code})`),
+      { quicCode: code },
+    );
+  }
+
+  #abort(): void {
+    if (this.#aborted || (this.readableEnded && this.writableFinished)) return;
+    this.#aborted = true;
+    this.emit('aborted');
   }
 
   /** @internal Both directions are finished natively. */
   nativeClose(code: number): void {
     this.#nativeClosed = true;
     if (this.destroyed) return;
-    if (code !== 0) {
+    if (code !== 0 && this.#aborted) {
+      this.destroy(); // the end of what 'aborted' announced
+    } else if (code !== 0) {
       this.destroy(Object.assign(codedError('ERR_QUIC_STREAM_ABORTED', `stream closed with code ${code}`), { quicCode: code }));
     } else if (!this.readableEnded && !this.local && this.unidirectional) {
       this.push(null);
     }
   }
 
-  /** @internal The connection ended under the stream. */
-  connectionClosed(error: Error): void {
+  /**
+   * @internal The connection ended under the stream: with its error when it failed, else
+   * cleanly, which aborts an unfinished stream without an 'error'. A stream whose both
+   * directions completed is neither.
+   */
+  connectionClosed(error?: Error): void {
     this.#nativeClosed = true;
-    if (this.#onOpened) {
+    if (this.#id === PENDING_ID) {
       // Never opened: failing the construction destroys the stream with the error.
-      const callback = this.#onOpened;
-      this.#onOpened = undefined;
-      callback(error);
+      this.failOpen(error ?? codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed before the stream could open'));
       return;
     }
-    if (!this.destroyed && (!this.writableFinished || !this.readableEnded)) {
-      // A stream whose both directions completed is not an error; anything else is.
-      if (this.readableEnded && this.writableFinished) return;
+    if (this.destroyed || (this.readableEnded && this.writableFinished)) return;
+    if (error) {
       this.destroy(error);
+    } else {
+      this.#abort();
+      this.destroy();
     }
   }
 

@@ -1,5 +1,6 @@
 #include "connection.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "addon.h"
@@ -264,6 +265,11 @@ int Connection::ReceiveCryptoData(ngtcp2_conn* conn, ngtcp2_encryption_level lev
   // The server knows the ALPN once the ClientHello is processed: decide on HTTP/3 once, here.
   if (rv == 0 && self->server_ && level == NGTCP2_ENCRYPTION_LEVEL_INITIAL) {
     self->http3_wanted_ = self->tls_->alpn() == "h3";
+    // Resumption is decided with the ClientHello: JS knows it before any 0-RTT stream arrives.
+    if (self->tls_->resumed() && !self->resumed_reported_) {
+      self->resumed_reported_ = true;
+      self->Queue({EventType::kResumed});
+    }
   }
   return rv;
 }
@@ -276,6 +282,7 @@ int Connection::HandshakeCompleted(ngtcp2_conn*, void* user) {
 void Connection::OnHandshakeCompleted() {
   state_ = State::kEstablished;
   for (auto& [id, stream] : streams_) stream->send.Retain(false);
+  if (!server_) http3_wanted_ = tls_->alpn() == "h3";
   if (!http3_ && http3_wanted_) StartHttp3();
   if (!server_ && early_attempted_ && !tls_->early_data_accepted()) {
     // OpenSSL tells the client about 0-RTT only now; replay what the early streams carried.
@@ -598,13 +605,18 @@ Connection::Stream* Connection::NextSendable() {
   return nullptr;
 }
 
-bool Connection::HasUnackedData() const {
+// A graceful close may send CONNECTION_CLOSE once every stream has finished on its own and the
+// peer has acknowledged every packet that carried something: stream data and FINs, and HTTP/3's
+// HEADERS and GOAWAY (which live in nghttp3, not in our buffers). Or once its deadline passed.
+bool Connection::GracefulCloseDone(uint64_t now) const {
+  if (now >= close_deadline_) return true;
   for (const auto& [id, stream] : streams_) {
-    if (stream->send.buffered_bytes() > 0) return true;
-    // nghttp3 sends HTTP/3 FINs itself; only raw streams track them here.
-    if (!http3_ && stream->fin_requested && !stream->fin_sent) return true;
+    if (http3_ && (id & 0x2)) continue;  // HTTP/3's control and QPACK streams live as long as it
+    return false;
   }
-  return false;
+  ngtcp2_conn_info info;
+  ngtcp2_conn_get_conn_info(conn_, &info);
+  return info.bytes_in_flight == 0;
 }
 
 void Connection::Flush() {
@@ -618,8 +630,7 @@ void Connection::Flush() {
     return;
   }
   ngtcp2_conn_update_pkt_tx_time(conn_, ts);
-  // A graceful close waits until everything written (and HTTP/3's GOAWAY) is acknowledged.
-  if (close_requested_ && state_ == State::kEstablished && !HasUnackedData()) {
+  if (close_requested_ && state_ == State::kEstablished && GracefulCloseDone(ts)) {
     SendConnectionClose(close_error_);
     CloseInfo info;
     info.quic_code = close_error_.error_code;
@@ -757,6 +768,7 @@ int Connection::WritePackets(ngtcp2_path_storage* ps, uint64_t ts) {
 void Connection::ScheduleTimer() {
   if (!timer_ || !conn_) return;
   uint64_t expiry = ngtcp2_conn_get_expiry(conn_);
+  if (close_requested_) expiry = std::min(expiry, close_deadline_);
   uint64_t now = Now();
   uint64_t delay_ms = expiry <= now ? 0 : (expiry - now + NGTCP2_MILLISECONDS - 1) / NGTCP2_MILLISECONDS;
   uv_timer_start(timer_, OnTimer, delay_ms, 0);
@@ -1048,6 +1060,9 @@ void Connection::DeliverEvents(Napi::Env env) {
       case EventType::kEarlyDataRejected:
         args.push_back(Napi::String::New(env, "earlyDataRejected"));
         break;
+      case EventType::kResumed:
+        args.push_back(Napi::String::New(env, "resumed"));
+        break;
       case EventType::kKeylog:
         args.push_back(Napi::String::New(env, "keylog"));
         args.push_back(Napi::Buffer<char>::Copy(env, event.data.data(), event.data.size()));
@@ -1103,6 +1118,10 @@ void Connection::ThrowIfFinished(Napi::Env env) const {
 Napi::Value Connection::OpenStream(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ThrowIfFinished(env);
+  // nghttp3 owns every stream of an HTTP/3 connection: a raw one would confuse the peer.
+  if (http3_ || http3_wanted_) {
+    ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_HTTP3_CONNECTION", "this connection speaks HTTP/3: use request()");
+  }
   Stream* stream = OpenLocalStream(env, info[0].ToBoolean());
   if (!stream) return env.Null();  // JS waits for 'streamsAvailable'
   return BigIntOf(env, stream->id);
@@ -1167,6 +1186,7 @@ void Connection::Close(const Napi::CallbackInfo& info) {
   if (state_ == State::kFinished || state_ == State::kTerminated || close_requested_) return;
   uint64_t code = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
   close_reason_ = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  close_deadline_ = Now() + static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value()) * NGTCP2_MILLISECONDS;
   ngtcp2_ccerr_default(&close_error_);
   ngtcp2_ccerr_set_application_error(&close_error_, code, reinterpret_cast<const uint8_t*>(close_reason_.data()),
                                      close_reason_.size());
@@ -1231,11 +1251,15 @@ std::vector<std::string> HeaderList(const Napi::Value& value) {
 Napi::Value Connection::SubmitRequest(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ThrowIfFinished(env);
-  if (!http3_ && !StartHttp3()) {
-    if (!http3_wanted_ || state_ != State::kHandshaking) {
+  if (!http3_) {
+    // Before the handshake a client that also offered other protocols does not know yet.
+    bool undecided = !server_ && state_ == State::kHandshaking &&
+                     std::find(client_.alpn.begin(), client_.alpn.end(), "h3") != client_.alpn.end();
+    if (!http3_wanted_ && !undecided) {
       ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_HTTP3_UNAVAILABLE", "HTTP/3 is not available on this connection");
     }
-    return env.Null();  // HTTP/3 starts at the handshake; JS retries on 'streamsAvailable'
+    // HTTP/3 starts at the handshake (or once the peer allows its streams); JS retries then.
+    if (!http3_wanted_ || !StartHttp3()) return env.Null();
   }
   Stream* stream = OpenLocalStream(env, true);
   if (!stream) return env.Null();

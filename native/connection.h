@@ -94,7 +94,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
 
   enum class EventType {
     kConnection, kHandshake, kStreamOpen, kStreamData, kStreamReset, kStreamClose, kStreamDrain,
-    kStreamsAvailable, kTicket, kTicketRejected, kEarlyDataRejected, kKeylog, kClose, kHeaders
+    kStreamsAvailable, kTicket, kTicketRejected, kEarlyDataRejected, kKeylog, kClose, kHeaders, kResumed
   };
   struct Event {
     EventType type;
@@ -188,7 +188,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   Stream* OpenLocalStream(Napi::Env env, bool bidi);
   void LogKeys(bool on);
   Stream* NextSendable();
-  bool HasUnackedData() const;
+  bool GracefulCloseDone(uint64_t now) const;
   void ScheduleTimer();
   void HandleLibraryError(int error);
   void FailHttp3(int error);
@@ -231,6 +231,8 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   bool early_rejected_ = false;
   bool want_tickets_ = false;
   bool close_requested_ = false;
+  uint64_t close_deadline_ = 0;  // a graceful close gives up waiting for streams then
+  bool resumed_reported_ = false;
   ngtcp2_ccerr close_error_{};
   std::string close_reason_;
   CloseInfo close_info_;

@@ -115,22 +115,29 @@ describe('connections', () => {
   });
 
   describe('destroy()', () => {
-    test('ends the connection at once: local streams fail, the peer sees the close', async () => {
+    test("ends the connection at once: open streams on both sides are 'aborted' without 'error' (like http2session.destroy()), the peer sees the close", async () => {
       const { connection, serverConnection } = await engines.pair();
       const serverClosed = next<CloseInfo>(serverConnection, 'close');
+      const serverStream = next<Stream>(serverConnection, 'stream');
       const stream = connection.openStream();
       stream.write('half a conversation');
       await next(stream, 'data'); // the echo came back: the server knows the stream
+      const peerStream = await serverStream;
 
-      const streamError = next<CodedError>(stream, 'error');
+      const errors: Error[] = [];
+      for (const s of [stream, peerStream]) s.on('error', (error) => errors.push(error));
+      const aborted = [next(stream, 'aborted'), next(peerStream, 'aborted')];
+      const streamsClosed = [next(stream, 'close'), next(peerStream, 'close')];
       const localClosed = next<CloseInfo>(connection, 'close');
       connection.destroy();
       expect(connection.closed).toBe(true);
       expect(await localClosed).toMatchObject({ code: 0, remote: false });
-      expect((await streamError).code).toBe('ERR_QUIC_CONNECTION_CLOSED');
       const info = await serverClosed;
       expect(info.remote).toBe(true);
       expect(info.error).toBeUndefined();
+      await Promise.all([...aborted, ...streamsClosed]);
+      expect(stream.aborted && peerStream.aborted).toBe(true);
+      expect(errors).toEqual([]);
     });
 
     test("destroy(err) emits 'error' with err, reports it in 'close', and the peer sees application code 1", async () => {

@@ -39,6 +39,25 @@ describe('0-RTT accepted', () => {
     expect(server.received.slice(before)).toEqual(expect.arrayContaining([received(first, true), received(second, true)]));
   });
 
+  test('server side: connection.resumed is true while 0-RTT streams arrive, before the handshake completes', async () => {
+    const server = track(await TestServer.start({ earlyData: true }));
+    const client = track(clientEngine());
+    const ticket = await fetchTicket(client, server.port);
+    const seen: Array<{ early: boolean; resumed: boolean; handshakeDone: boolean }> = [];
+    server.engine.on('connection', (serverConnection: Connection) => {
+      let handshakeDone = false;
+      serverConnection.on('handshake', () => (handshakeDone = true));
+      serverConnection.on('stream', (stream: Stream) => seen.push({ early: stream.early, resumed: serverConnection.resumed, handshakeDone }));
+    });
+    const connection = client.connect({ host: HOST, port: server.port, servername: 'localhost', ticket });
+    const stream = connection.openStream();
+    const answer = readAll(stream);
+    stream.end('early');
+    await answer;
+    expect(await connection.handshake).toMatchObject({ resumed: true, earlyData: 'accepted' });
+    expect(seen).toEqual([{ early: true, resumed: true, handshakeDone: false }]);
+  });
+
   test('a stream opened after the handshake is not early', async () => {
     const server = track(await TestServer.start({ earlyData: true }));
     const client = track(clientEngine());
