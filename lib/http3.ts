@@ -101,7 +101,8 @@ function parseFields(pairs: string[]): ParsedFields {
     rawHeaders.push(name, value);
     const previous = headers[name];
     if (name === 'set-cookie') {
-      headers['set-cookie'] = [...(headers['set-cookie'] ?? []), value];
+      if (previous) (previous as string[]).push(value);
+      else headers['set-cookie'] = [value];
     } else if (previous === undefined) {
       headers[name] = value;
     } else if (!SINGLE_VALUED.has(name)) {
