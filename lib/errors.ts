@@ -27,6 +27,11 @@ export function invalidArgValue(name: string, reason: string, code = 'ERR_INVALI
   return Object.assign(new RangeError(`The "${name}" argument ${reason}`), { code });
 }
 
+/** Like Node's AbortError (name 'AbortError', code 'ABORT_ERR'), with the signal's reason as its cause. */
+export function abortError(reason: unknown): CodedError {
+  return Object.assign(new Error('The operation was aborted', { cause: reason }), { name: 'AbortError', code: 'ABORT_ERR' });
+}
+
 export function closedError(what: string): CodedError {
   return codedError(`ERR_QUIC_${what.toUpperCase()}_CLOSED`, `the ${what} is closed`);
 }

@@ -20,4 +20,12 @@ export const versions: { quicket: string; openssl: string; ngtcp2: string; nghtt
   ...binding.versions,
 });
 export { Http3Server, Http3Request, Http3Response, request } from './http3';
-export type { Http3Handler, Http3ServerOptions, Http3RequestOptions, Http3ClientResponse, Http3Headers } from './http3';
+export type {
+  Http3Handler,
+  Http3ServerOptions,
+  Http3RequestOptions,
+  Http3ClientResponse,
+  Http3Headers,
+  Http3OutgoingHeaders,
+  Http3HeaderLimits,
+} from './http3';

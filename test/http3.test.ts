@@ -3,8 +3,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 
-import { Engine, Http3Server, request, SslConfig } from '../lib';
+import { CloseInfo, Engine, Http3HeaderLimits, Http3Request, Http3Response, Http3Server, request, SslConfig } from '../lib';
 import { resolveStaticPath } from '../lib/cli';
 import { HOST, pattern, pem } from './helpers';
 
@@ -20,8 +21,8 @@ describe('HTTP/3', () => {
     await Promise.all(closers.splice(0).map((close) => close()));
   });
 
-  async function start(handler: ConstructorParameters<typeof Http3Server>[1], earlyData = false) {
-    const server = new Http3Server({ ssl: new SslConfig({ alpn: ['h3'], cert: pem('server.pem'), key: pem('server-key.pem'), earlyData }) }, handler);
+  async function start(handler: ConstructorParameters<typeof Http3Server>[1], earlyData = false, options: Http3HeaderLimits = {}) {
+    const server = new Http3Server({ ssl: new SslConfig({ alpn: ['h3'], cert: pem('server.pem'), key: pem('server-key.pem'), earlyData }), ...options }, handler);
     closers.push(() => server.close());
     const { port } = await server.listen({ host: HOST, port: 0 });
     const client = new Engine();
@@ -33,7 +34,7 @@ describe('HTTP/3', () => {
 
   test('a request carries method, path, authority and headers; the response carries status, headers and body', async () => {
     const { port, connect } = await start((req, res) => {
-      res.writeHead(201, { 'x-echo-method': req.method, 'x-echo-path': req.path, 'x-echo-authority': req.authority, 'x-echo-custom': req.headers['x-custom'] });
+      res.writeHead(201, { 'x-echo-method': req.method, 'x-echo-path': req.path, 'x-echo-authority': req.authority, 'x-echo-custom': String(req.headers['x-custom']) });
       res.end('created');
     });
     const connection = connect();
@@ -131,6 +132,239 @@ describe('HTTP/3', () => {
     const info = await closed;
     expect(info.remote).toBe(true);
     expect(info.code).toBe(0x100); // H3_NO_ERROR
+  });
+
+  describe('like node:http', () => {
+    const H3_EXCESSIVE_LOAD = 0x107;
+    const H3_REQUEST_CANCELLED = 0x10c;
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    /** Collects the quicCode of each error given to it; `first(n)` resolves once n arrived. */
+    function resetCodes() {
+      const codes: number[] = [];
+      const waiters: Array<() => void> = [];
+      return {
+        record: (error: Error & { quicCode?: number }) => {
+          codes.push(error.quicCode ?? -1);
+          for (const wake of waiters.splice(0)) wake();
+        },
+        async first(count: number): Promise<number[]> {
+          while (codes.length < count) await new Promise<void>((resolve) => waiters.push(resolve));
+          return codes;
+        },
+      };
+    }
+
+    test('a body written for HEAD (or for 204 and 304) is dropped, and the connection keeps serving', async () => {
+      const { connect } = await start((req, res) => {
+        res.writeHead(req.path === '/204' ? 204 : req.path === '/304' ? 304 : 200, { 'content-type': 'text/plain' });
+        res.end('a body these responses must not carry');
+      });
+      const connection = connect();
+      const head = await request(connection, { method: 'HEAD', path: '/' });
+      expect(head.status).toBe(200);
+      expect(head.headers['content-type']).toBe('text/plain');
+      expect((await body(head.body)).length).toBe(0);
+      for (const path of ['/204', '/304']) {
+        const empty = await request(connection, { path });
+        expect(empty.status).toBe(Number(path.slice(1)));
+        expect((await body(empty.body)).length).toBe(0);
+      }
+      const get = await request(connection, { path: '/' });
+      expect((await body(get.body)).toString()).toBe('a body these responses must not carry');
+      expect(connection.closed).toBe(false);
+    });
+
+    test('repeated headers stay separate: set-cookie is an array, rawHeaders keeps the wire order, both ways', async () => {
+      const { connect } = await start((req, res) => {
+        res.writeHead(200, {
+          'set-cookie': ['a=1', 'b=2'],
+          'x-list': ['1', '2'],
+          'content-type': ['text/plain', 'text/html'],
+        });
+        res.end(JSON.stringify({ headers: req.headers, rawHeaders: req.rawHeaders }));
+      });
+      const response = await request(connect(), {
+        method: 'POST',
+        headers: { cookie: ['a=1', 'b=2'], 'x-list': ['1', '2'], 'User-Agent': ['first', 'second'], 'set-cookie': 'c=3' },
+      });
+      expect(response.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+      expect(response.headers['x-list']).toBe('1, 2');
+      expect(response.headers['content-type']).toBe('text/plain');
+      expect(response.rawHeaders).toEqual([
+        'set-cookie', 'a=1', 'set-cookie', 'b=2', 'x-list', '1', 'x-list', '2',
+        'content-type', 'text/plain', 'content-type', 'text/html',
+      ]);
+      const seen = JSON.parse((await body(response.body)).toString());
+      expect(seen.headers).toEqual({ cookie: 'a=1; b=2', 'x-list': '1, 2', 'user-agent': 'first', 'set-cookie': ['c=3'] });
+      expect(seen.rawHeaders).toEqual(['cookie', 'a=1', 'cookie', 'b=2', 'x-list', '1', 'x-list', '2', 'user-agent', 'first', 'user-agent', 'second', 'set-cookie', 'c=3']);
+    });
+
+    test("a request header section beyond the server's maxHeaderSize (16 KiB) or maxHeadersCount (128) is answered 431", async () => {
+      const paths: string[] = [];
+      const { connect } = await start((req, res) => {
+        paths.push(req.path);
+        res.end('ok');
+      });
+      const connection = connect();
+      const big = await request(connection, { path: '/big', headers: { 'x-big': 'a'.repeat(16 * 1024) } });
+      expect(big.status).toBe(431);
+      const manyHeaders = Object.fromEntries(Array.from({ length: 130 }, (_, i) => [`x-h${i}`, 'v']));
+      const many = await request(connection, { path: '/many', headers: manyHeaders });
+      expect(many.status).toBe(431);
+      const fine = await request(connection, { path: '/fine', headers: { 'x-h': 'a'.repeat(8 * 1024) } });
+      expect(fine.status).toBe(200);
+      expect((await body(fine.body)).toString()).toBe('ok');
+      expect(paths).toEqual(['/fine']);
+    });
+
+    test('the server takes maxHeaderSize and maxHeadersCount options', async () => {
+      const { connect } = await start((req, res) => res.end('ok'), false, { maxHeaderSize: 1024, maxHeadersCount: 8 });
+      const connection = connect();
+      expect((await request(connection, { headers: { 'x-big': 'a'.repeat(1024) } })).status).toBe(431);
+      // Eight fields: the four pseudo-headers of a request, then a to e.
+      expect((await request(connection, { headers: { a: '1', b: '2', c: '3', d: '4', e: '5' } })).status).toBe(431);
+      expect((await request(connection, { headers: { a: '1', b: '2', c: '3', d: '4' } })).status).toBe(200);
+      expect(() => new Http3Server({ ssl: new SslConfig({ alpn: ['h3'], cert: pem('server.pem'), key: pem('server-key.pem') }), maxHeaderSize: 0 })).toThrow(
+        expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),
+      );
+    });
+
+    test('a response header section beyond the request\'s limits rejects it and resets the stream with H3_EXCESSIVE_LOAD', async () => {
+      const server = resetCodes();
+      const { connect } = await start((req, res) => {
+        res.on('error', server.record);
+        res.writeHead(200, req.path === '/big' ? { 'x-big': 'b'.repeat(16 * 1024) } : { a: '1', b: '2', c: '3', d: '4' });
+        res.write('more is coming'); // never ended: only the client's reset ends it
+      });
+      const connection = connect();
+      const tooLarge = { code: 'ERR_QUIC_HTTP3_HEADERS_TOO_LARGE', quicCode: H3_EXCESSIVE_LOAD };
+      await expect(request(connection, { path: '/big' })).rejects.toMatchObject(tooLarge);
+      await expect(request(connection, { path: '/four', maxHeadersCount: 4 })).rejects.toMatchObject(tooLarge);
+      await expect(request(connection, { path: '/four', maxHeaderSize: 100 })).rejects.toMatchObject(tooLarge);
+      const fine = await request(connection, { path: '/four' });
+      expect(fine.headers).toMatchObject({ a: '1', d: '4' });
+      fine.body.destroy();
+      expect(await server.first(4)).toEqual([H3_EXCESSIVE_LOAD, H3_EXCESSIVE_LOAD, H3_EXCESSIVE_LOAD, H3_REQUEST_CANCELLED]);
+    });
+
+    test('a request whose body stream fails rejects with its error and resets the stream with H3_REQUEST_CANCELLED', async () => {
+      let received!: () => void;
+      const bodyArrived = new Promise<void>((resolve) => (received = resolve));
+      let serverSaw!: (error: Error & { quicCode?: number }) => void;
+      const serverError = new Promise<Error & { quicCode?: number }>((resolve) => (serverSaw = resolve));
+      const { connect } = await start((req) => {
+        req.on('error', serverSaw);
+        req.once('data', () => received());
+      });
+      const upload = new Readable({ read() {} });
+      upload.push('the first part');
+      const pending = request(connect(), { method: 'POST', body: upload });
+      await bodyArrived;
+      const failure = new Error('the disk went away');
+      upload.destroy(failure);
+      await expect(pending).rejects.toBe(failure);
+      expect((await serverError).quicCode).toBe(H3_REQUEST_CANCELLED);
+    });
+
+    test('request({ signal }) rejects with an AbortError and resets the stream with H3_REQUEST_CANCELLED', async () => {
+      let arrived!: () => void;
+      const requestArrived = new Promise<void>((resolve) => (arrived = resolve));
+      const server = resetCodes();
+      const { connect } = await start((req, res) => {
+        res.on('error', server.record);
+        arrived(); // and never answer
+      });
+      const connection = connect();
+      const controller = new AbortController();
+      const pending = request(connection, { path: '/slow', signal: controller.signal });
+      await requestArrived;
+      controller.abort();
+      await expect(pending).rejects.toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
+      expect(await server.first(1)).toEqual([H3_REQUEST_CANCELLED]);
+
+      await expect(request(connection, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
+      expect(() => request(connection, { signal: {} as AbortSignal })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    });
+
+    test('aborting after the response arrived fails its body with the AbortError', async () => {
+      const { connect } = await start((req, res) => res.write(pattern(64 * 1024))); // never ended
+      const controller = new AbortController();
+      const response = await request(connect(), { signal: controller.signal });
+      const reading = body(response.body);
+      controller.abort();
+      await expect(reading).rejects.toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
+    });
+
+    test('a request made in the same tick as connect() to a server failing the handshake makes no unhandled rejection', async () => {
+      const server = new Http3Server({ ssl: new SslConfig({ alpn: ['h3'], cert: pem('other-server.pem'), key: pem('other-server-key.pem') }) });
+      closers.push(() => server.close());
+      const { port } = await server.listen({ host: HOST, port: 0 });
+      const client = new Engine();
+      closers.push(() => client.close());
+      const connection = client.connect({ host: HOST, port, servername: 'localhost', ssl: new SslConfig({ alpn: ['h3'], ca: pem('ca.pem') }) });
+      const pending = request(connection, { path: '/' });
+      const closed = new Promise<CloseInfo>((resolve) => connection.once('close', resolve));
+      await expect(connection.handshake).rejects.toMatchObject({ code: expect.stringMatching(/^ERR_QUIC_/) });
+      await closed;
+      await turn();
+      await turn(); // jest fails the test if the request's rejection went unhandled meanwhile
+      await expect(pending).rejects.toMatchObject({ code: expect.stringMatching(/^ERR_QUIC_/) });
+    });
+
+    test('a response body nobody reads emits no unhandled error when the connection ends', async () => {
+      const { connect } = await start((req, res) => res.end(pattern(1024 * 1024)));
+      const connection = connect();
+      const response = await request(connection, { path: '/' });
+      expect(response.status).toBe(200);
+      const closed = new Promise<CloseInfo>((resolve) => connection.once('close', resolve));
+      connection.destroy();
+      await closed;
+      await turn();
+      await turn(); // an 'error' nobody listens for would be an uncaught exception here
+    });
+
+    // The README's handler, run after its client went away (reset or vanished).
+    const readmeHandler = (req: Http3Request, res: Http3Response): void => {
+      if (req.early && req.method !== 'GET') {
+        res.writeHead(425).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`hello ${req.path}\n`);
+    };
+
+    test.each(['reset by an aborted request', 'gone with its connection'])(
+      "the README's handler answering a request whose client is %s does not crash the server",
+      async (how) => {
+        let arrived!: () => void;
+        let answered!: () => void;
+        const requestArrived = new Promise<void>((resolve) => (arrived = resolve));
+        const lateAnswer = new Promise<void>((resolve) => (answered = resolve));
+        const { connect } = await start((req, res) => {
+          if (req.path === '/again') {
+            readmeHandler(req, res);
+            return;
+          }
+          res.once('close', () => {
+            readmeHandler(req, res);
+            answered();
+          });
+          arrived();
+        });
+        const connection = connect();
+        const controller = new AbortController();
+        const pending = request(connection, { path: '/late', signal: controller.signal });
+        pending.catch(() => {});
+        await requestArrived;
+        if (how.startsWith('reset')) controller.abort();
+        else connection.destroy();
+        await lateAnswer;
+        await turn();
+        const again = await request(connect(), { path: '/again' });
+        expect(again.status).toBe(200);
+        await body(again.body);
+      },
+    );
   });
 });
 
