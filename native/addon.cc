@@ -4,7 +4,7 @@
 #include <nghttp3/nghttp3.h>
 #include <ngtcp2/ngtcp2.h>
 
-#include "connection.h"
+#include "quic/connection.h"
 #include "engine.h"
 #include "ssl_config.h"
 #include "tls/crypto.h"

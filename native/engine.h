@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "common.h"
-#include "connection.h"
+#include "quic/connection.h"
 #include "ssl_config.h"
 #include "udp_socket.h"
 

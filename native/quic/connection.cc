@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cstring>
 
-#include "addon.h"
-#include "engine.h"
-#include "tls/crypto.h"
+#include "../addon.h"
+#include "../engine.h"
+#include "../tls/crypto.h"
 
 namespace quicket {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "stream_buffer.h"
+#include "../streams/stream_buffer.h"
 
 namespace quicket {
 

@@ -19,10 +19,10 @@
 #include <string>
 #include <vector>
 
-#include "common.h"
-#include "http3_session.h"
-#include "stream_buffer.h"
-#include "tls/tls_session.h"
+#include "../common.h"
+#include "../http3/http3_session.h"
+#include "../streams/stream_buffer.h"
+#include "../tls/tls_session.h"
 
 namespace quicket {
 
