@@ -70,6 +70,8 @@ void Connection::InitCommon(Engine* engine, std::shared_ptr<TlsContext> ssl, con
   path_.remote = {reinterpret_cast<sockaddr*>(&remote_), static_cast<ngtcp2_socklen>(AddressLength(remote))};
   timer_ = new uv_timer_t;
   uv_timer_init(engine->loop(), timer_);
+  // The engine's socket alone keeps the loop alive (engine.unref() lets the process exit).
+  uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
   timer_->data = this;
 }
 

@@ -46,7 +46,8 @@ Napi::Function Engine::Init(Napi::Env env) {
                       InstanceMethod<&Engine::Connect>("connect"),
                       InstanceMethod<&Engine::Close>("close"),
                       InstanceMethod<&Engine::GetTicketKeys>("getTicketKeys"),
-                      InstanceMethod<&Engine::SetTicketKeys>("setTicketKeys")});
+                      InstanceMethod<&Engine::SetTicketKeys>("setTicketKeys"),
+                      InstanceMethod<&Engine::SetRef>("setRef")});
 }
 
 // new Engine(owner, { ssl?, idleTimeout, handshakeTimeout, maxStreamsBidi, ... }), validated in lib/engine.ts.
@@ -135,16 +136,21 @@ int Engine::EnsureBound(int family) {
   if (socket_) return family_ == family ? 0 : UV_EAFNOSUPPORT;
   sockaddr_storage any{};
   ParseAddress(family == AF_INET6 ? "::" : "0.0.0.0", 0, &any);
+  return OpenSocket(reinterpret_cast<sockaddr*>(&any), false);  // after a failure, a later connect() tries again
+}
+
+int Engine::OpenSocket(const sockaddr* address, bool reuse_port) {
   socket_ = new UdpSocket(loop_, this);
   handles_open_++;
-  int rv = socket_->Bind(reinterpret_cast<sockaddr*>(&any), false);
+  int rv = socket_->Bind(address, reuse_port);
   if (rv == 0) rv = socket_->Start();
-  if (rv == 0) {
-    family_ = family;
-  } else {
-    DiscardSocket();  // a later connect() tries again
+  if (rv != 0) {
+    DiscardSocket();
+    return rv;
   }
-  return rv;
+  socket_->SetRef(keeps_loop_alive_);
+  family_ = address->sa_family;
+  return 0;
 }
 
 void Engine::DiscardSocket() {
@@ -189,16 +195,16 @@ Napi::Value Engine::Bind(const Napi::CallbackInfo& info) {
   if (!ParseAddress(host, port, &address)) {
     ThrowCoded(env, ErrorKind::kError, "ERR_INVALID_ADDRESS", "not an IP address: " + host);
   }
-  socket_ = new UdpSocket(loop_, this);
-  handles_open_++;
-  int rv = socket_->Bind(reinterpret_cast<sockaddr*>(&address), info[2].ToBoolean());
-  if (rv == 0) rv = socket_->Start();
-  if (rv != 0) {
-    DiscardSocket();
-    ThrowUv(env, rv, "cannot bind " + host + ":" + std::to_string(port));
-  }
-  family_ = address.ss_family;
+  int rv = OpenSocket(reinterpret_cast<sockaddr*>(&address), info[2].ToBoolean());
+  if (rv != 0) ThrowUv(env, rv, "cannot bind " + host + ":" + std::to_string(port));
   return AddressObject(env);
+}
+
+// setRef(ref): like net.Server's ref()/unref(), remembered for a socket bound later. Only the
+// socket holds the loop: connection timers and the engine's check/idle handles never do.
+void Engine::SetRef(const Napi::CallbackInfo& info) {
+  keeps_loop_alive_ = info[0].ToBoolean();
+  if (socket_) socket_->SetRef(keeps_loop_alive_);
 }
 
 // Server connections log their TLS secrets from the first ClientHello on, before JS sees them.

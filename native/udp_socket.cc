@@ -57,6 +57,12 @@ int UdpSocket::Bind(const sockaddr* address, bool reuse_port) {
 
 int UdpSocket::Start() { return uv_poll_start(&poll_, UV_READABLE, OnPoll); }
 
+void UdpSocket::SetRef(bool ref) {
+  if (poll_.type != UV_POLL) return;
+  auto* handle = reinterpret_cast<uv_handle_t*>(&poll_);
+  ref ? uv_ref(handle) : uv_unref(handle);
+}
+
 void UdpSocket::Watch() {
   uv_poll_start(&poll_, pending_.empty() ? UV_READABLE : UV_READABLE | UV_WRITABLE, OnPoll);
 }

@@ -30,6 +30,8 @@ class UdpSocket {
   // Returns 0 or a libuv error code.
   int Bind(const sockaddr* address, bool reuse_port);
   int Start();
+  // Whether the open socket keeps Node's loop alive (like a node:dgram socket's ref()/unref()).
+  void SetRef(bool ref);
   const sockaddr* local_address() const { return reinterpret_cast<const sockaddr*>(&local_); }
   // Sends `length` bytes of back-to-back packets of `segment` bytes (the last may be shorter) in
   // one system call with UDP GSO where the kernel has it, else one packet at a time. What the
