@@ -933,6 +933,15 @@ void Connection::Finish(CloseInfo info) {
   Queue({EventType::kClose});
 }
 
+void Connection::OnPortUnreachable() {
+  if (server_ || state_ != State::kHandshaking) return;
+  CloseInfo info;
+  info.application = false;
+  info.error_code = "ECONNREFUSED";
+  info.system_error = UV_ECONNREFUSED;
+  Finish(std::move(info));
+}
+
 void Connection::CloseForEngineShutdown() {
   if (state_ == State::kFinished || state_ == State::kTerminated) return;
   ngtcp2_ccerr ccerr;
@@ -1056,7 +1065,9 @@ void Connection::DeliverEvents(Napi::Env env) {
         break;
       case EventType::kClose: {
         Napi::Object info = Napi::Object::New(env);
-        if (!close_info_.error_code.empty()) {
+        if (close_info_.system_error != 0) {
+          info.Set("error", MakeSystemError(env, close_info_.system_error, "connect", remote_address()).Value());
+        } else if (!close_info_.error_code.empty()) {
           info.Set("error", MakeCodedError(env, close_info_.error_code.c_str(), close_info_.error_message).Value());
         }
         info.Set("code", Napi::Number::New(env, static_cast<double>(close_info_.quic_code)));

@@ -47,6 +47,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   void ReportCallbackException(const Napi::Error& error);
 
   void OnDatagram(const uint8_t* data, size_t length, const sockaddr* remote) override;
+  void OnDestinationError(const sockaddr* destination, int error) override;
 
  private:
   // JS methods.
