@@ -1,4 +1,5 @@
 // Engine: one UDP endpoint, many QUIC connections, as a client, a server or both.
+import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -83,6 +84,12 @@ export class Engine extends EventEmitter {
   #closed = false;
   #closing?: Promise<void>;
   #connections = new Set<Connection>();
+  #ref = true;
+  // process.getActiveResourcesInfo() lists only Node's own handle types, never an addon's: an
+  // unbound node:dgram handle (no file descriptor, never active, so it holds nothing itself) stands
+  // in for the native socket there, ref'd exactly when the socket is. A bound engine shows as
+  // 'UDPWrap', as a node:dgram socket does.
+  #resourceEntry?: dgram.Socket;
 
   constructor(options: EngineOptions = {}) {
     super();
@@ -131,6 +138,7 @@ export class Engine extends EventEmitter {
     const host = resolveHost(options.host ?? '0.0.0.0');
     // Bound first: a failed bind (or a socket connect() already bound) leaves the engine not listening.
     this.#address = this.#native.bind(host, options.port ?? 0, this.#reusePort);
+    this.#bound();
     this.#native.listen();
     this.emit('listening');
     return this.address();
@@ -175,16 +183,21 @@ export class Engine extends EventEmitter {
     }
 
     const connection = new Connection(false, name, offered, (closed) => this.#connections.delete(closed), clientSsl.ticketSecret);
-    const native = this.#native.connect(connection, {
-      host: address,
-      port,
-      servername: name,
-      ssl: clientSsl[kNativeSsl],
-      alpn: offered,
-      sessionData: usable?.sessionData,
-      transportParams: usable?.earlyData ? usable.transportParams : undefined,
-      earlyData: clientSsl.earlyData ?? true,
-    });
+    let native;
+    try {
+      native = this.#native.connect(connection, {
+        host: address,
+        port,
+        servername: name,
+        ssl: clientSsl[kNativeSsl],
+        alpn: offered,
+        sessionData: usable?.sessionData,
+        transportParams: usable?.earlyData ? usable.transportParams : undefined,
+        earlyData: clientSsl.earlyData ?? true,
+      });
+    } finally {
+      this.#bound(); // the first connect() binds the socket, even if the connection then fails to start
+    }
     connection[kAttachNative](native);
     connection.remotePort = port;
     this.#connections.add(connection);
@@ -213,12 +226,33 @@ export class Engine extends EventEmitter {
     this.#native.setTicketKeys(ring);
   }
 
+  /**
+   * Lets the bound socket keep the process alive again (the default), like net.Server#ref().
+   * Called before the socket is bound, it applies once it is.
+   */
+  ref(): this {
+    this.#setRef(true);
+    return this;
+  }
+
+  /**
+   * Lets the process exit while this engine is its only work, like net.Server#unref(): its socket
+   * and its connections' timers no longer hold the event loop (connections then end with the process).
+   */
+  unref(): this {
+    this.#setRef(false);
+    return this;
+  }
+
   /** Closes every connection and the UDP socket. */
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     this.#closing = new Promise<void>((resolve) => {
       this.#native.close(() => {
+        // Unlisted at once: a closing handle is listed until libuv's close callback.
+        this.#resourceEntry?.unref().close();
+        this.#resourceEntry = undefined;
         resolve();
         this.emit('close');
       });
@@ -250,6 +284,19 @@ export class Engine extends EventEmitter {
       });
     }
     return connection;
+  }
+
+  #setRef(ref: boolean): void {
+    this.#ref = ref;
+    this.#native.setRef(ref);
+    if (ref) this.#resourceEntry?.ref();
+    else this.#resourceEntry?.unref();
+  }
+
+  #bound(): void {
+    if (this.#resourceEntry || this.#closed || this.#native.address() === undefined) return;
+    this.#resourceEntry = dgram.createSocket('udp4');
+    if (!this.#ref) this.#resourceEntry.unref();
   }
 
   #defaultSsl(alpn: string | undefined): SslConfig {

@@ -6,7 +6,17 @@ export type QuicErrorCode =
   | 'ERR_OUT_OF_RANGE'
   | 'ERR_INVALID_ADDRESS'
   | `ERR_QUIC_${string}`
-  | `ERR_TLS_${string}`;
+  | `ERR_TLS_${string}`
+  | 'ECONNREFUSED';
+
+/** A connection failed by the operating system, shaped like node:net's errors (`connect ECONNREFUSED 127.0.0.1:4433`). */
+export interface SystemError extends CodedError {
+  /** libuv's (negative) error number, like node:net's: `-os.constants.errno.ECONNREFUSED`. */
+  errno: number;
+  syscall: string;
+  address: string;
+  port: number;
+}
 
 export interface CodedError extends Error {
   code: string;

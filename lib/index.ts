@@ -9,7 +9,7 @@ export { SslConfig } from './ssl-config';
 export type { SslConfigOptions } from './ssl-config';
 export { Ticket } from './ticket';
 export type { TicketInfo } from './ticket';
-export type { CodedError } from './errors';
+export type { CodedError, SystemError } from './errors';
 
 import { binding } from './binding';
 // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <napi.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include <cstdint>
@@ -19,6 +20,14 @@ enum class ErrorKind { kError, kTypeError, kRangeError };
                              const std::string& message);
 
 Napi::Error MakeCodedError(Napi::Env env, const char* code, const std::string& message);
+
+// A system error shaped like node:net's: `connect ECONNREFUSED 127.0.0.1:4433`, with `code`,
+// `errno` (libuv's negative number, as in os.constants.errno negated), `syscall`, `address`, `port`.
+Napi::Error MakeSystemError(Napi::Env env, int uv_error, const char* syscall, const sockaddr* address);
+
+// The IP address of an IPv4 or IPv6 socket address as text, and its port.
+std::string HostOf(const sockaddr* address);
+int PortOf(const sockaddr* address);
 
 // Copies a Buffer (or Uint8Array) argument into a std::string of bytes.
 std::string BytesOf(const Napi::Value& value);

@@ -31,6 +31,16 @@ bool ParseAddress(const std::string& host, int port, sockaddr_storage* out) {
   return uv_ip6_addr(host.c_str(), port, v6) == 0;
 }
 
+// Same IP address and port (IPv6 flow labels and scopes aside).
+bool SameAddress(const sockaddr* a, const sockaddr* b) {
+  if (a->sa_family != b->sa_family || PortOf(a) != PortOf(b)) return false;
+  if (a->sa_family == AF_INET6) {
+    return memcmp(&reinterpret_cast<const sockaddr_in6*>(a)->sin6_addr, &reinterpret_cast<const sockaddr_in6*>(b)->sin6_addr,
+                  sizeof(in6_addr)) == 0;
+  }
+  return reinterpret_cast<const sockaddr_in*>(a)->sin_addr.s_addr == reinterpret_cast<const sockaddr_in*>(b)->sin_addr.s_addr;
+}
+
 void ThrowUv(Napi::Env env, int error, const std::string& what) {
   std::string code = std::string("ERR_QUIC_") + uv_err_name(error);
   ThrowCoded(env, ErrorKind::kError, code.c_str(), what + ": " + uv_strerror(error));
@@ -46,7 +56,8 @@ Napi::Function Engine::Init(Napi::Env env) {
                       InstanceMethod<&Engine::Connect>("connect"),
                       InstanceMethod<&Engine::Close>("close"),
                       InstanceMethod<&Engine::GetTicketKeys>("getTicketKeys"),
-                      InstanceMethod<&Engine::SetTicketKeys>("setTicketKeys")});
+                      InstanceMethod<&Engine::SetTicketKeys>("setTicketKeys"),
+                      InstanceMethod<&Engine::SetRef>("setRef")});
 }
 
 // new Engine(owner, { ssl?, idleTimeout, handshakeTimeout, maxStreamsBidi, ... }), validated in lib/engine.ts.
@@ -135,16 +146,21 @@ int Engine::EnsureBound(int family) {
   if (socket_) return family_ == family ? 0 : UV_EAFNOSUPPORT;
   sockaddr_storage any{};
   ParseAddress(family == AF_INET6 ? "::" : "0.0.0.0", 0, &any);
+  return OpenSocket(reinterpret_cast<sockaddr*>(&any), false);  // after a failure, a later connect() tries again
+}
+
+int Engine::OpenSocket(const sockaddr* address, bool reuse_port) {
   socket_ = new UdpSocket(loop_, this);
   handles_open_++;
-  int rv = socket_->Bind(reinterpret_cast<sockaddr*>(&any), false);
+  int rv = socket_->Bind(address, reuse_port);
   if (rv == 0) rv = socket_->Start();
-  if (rv == 0) {
-    family_ = family;
-  } else {
-    DiscardSocket();  // a later connect() tries again
+  if (rv != 0) {
+    DiscardSocket();
+    return rv;
   }
-  return rv;
+  socket_->SetRef(keeps_loop_alive_);
+  family_ = address->sa_family;
+  return 0;
 }
 
 void Engine::DiscardSocket() {
@@ -157,19 +173,8 @@ void Engine::DiscardSocket() {
 Napi::Object Engine::AddressObject(Napi::Env env) {
   Napi::Object result = Napi::Object::New(env);
   const sockaddr* local = socket_->local_address();
-  char host[INET6_ADDRSTRLEN] = "";
-  int port = 0;
-  if (local->sa_family == AF_INET6) {
-    auto* v6 = reinterpret_cast<const sockaddr_in6*>(local);
-    uv_ip6_name(v6, host, sizeof(host));
-    port = ntohs(v6->sin6_port);
-  } else {
-    auto* v4 = reinterpret_cast<const sockaddr_in*>(local);
-    uv_ip4_name(v4, host, sizeof(host));
-    port = ntohs(v4->sin_port);
-  }
-  result.Set("address", host);
-  result.Set("port", port);
+  result.Set("address", HostOf(local));
+  result.Set("port", PortOf(local));
   result.Set("family", local->sa_family == AF_INET6 ? "IPv6" : "IPv4");
   return result;
 }
@@ -189,16 +194,16 @@ Napi::Value Engine::Bind(const Napi::CallbackInfo& info) {
   if (!ParseAddress(host, port, &address)) {
     ThrowCoded(env, ErrorKind::kError, "ERR_INVALID_ADDRESS", "not an IP address: " + host);
   }
-  socket_ = new UdpSocket(loop_, this);
-  handles_open_++;
-  int rv = socket_->Bind(reinterpret_cast<sockaddr*>(&address), info[2].ToBoolean());
-  if (rv == 0) rv = socket_->Start();
-  if (rv != 0) {
-    DiscardSocket();
-    ThrowUv(env, rv, "cannot bind " + host + ":" + std::to_string(port));
-  }
-  family_ = address.ss_family;
+  int rv = OpenSocket(reinterpret_cast<sockaddr*>(&address), info[2].ToBoolean());
+  if (rv != 0) ThrowUv(env, rv, "cannot bind " + host + ":" + std::to_string(port));
   return AddressObject(env);
+}
+
+// setRef(ref): like net.Server's ref()/unref(), remembered for a socket bound later. Only the
+// socket holds the loop: connection timers and the engine's check/idle handles never do.
+void Engine::SetRef(const Napi::CallbackInfo& info) {
+  keeps_loop_alive_ = info[0].ToBoolean();
+  if (socket_) socket_->SetRef(keeps_loop_alive_);
 }
 
 // Server connections log their TLS secrets from the first ClientHello on, before JS sees them.
@@ -266,6 +271,16 @@ void Engine::OnDatagram(const uint8_t* data, size_t length, const sockaddr* remo
     return;
   }
   if (listening_) Accept(data, length, remote);
+}
+
+// Only a refused port ends connections, and only client connections still handshaking with it
+// (as TCP does in SYN-SENT): ICMP is easily forged, so an established connection carries on and
+// times out if its peer is really gone.
+void Engine::OnDestinationError(const sockaddr* destination, int error) {
+  if (closing_ || error != UV_ECONNREFUSED) return;
+  for (auto& [connection, reference] : connections_) {
+    if (SameAddress(connection->remote_address(), destination)) connection->OnPortUnreachable();
+  }
 }
 
 void Engine::Accept(const uint8_t* data, size_t length, const sockaddr* remote) {

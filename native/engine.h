@@ -47,6 +47,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   void ReportCallbackException(const Napi::Error& error);
 
   void OnDatagram(const uint8_t* data, size_t length, const sockaddr* remote) override;
+  void OnDestinationError(const sockaddr* destination, int error) override;
 
  private:
   // JS methods.
@@ -58,9 +59,12 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   void Close(const Napi::CallbackInfo& info);
   Napi::Value GetTicketKeys(const Napi::CallbackInfo& info);
   void SetTicketKeys(const Napi::CallbackInfo& info);
+  void SetRef(const Napi::CallbackInfo& info);
 
   Napi::Object AddressObject(Napi::Env env);
   int EnsureBound(int family);
+  // Creates, binds and starts socket_; on failure (a libuv error code) the engine has no socket.
+  int OpenSocket(const sockaddr* address, bool reuse_port);
   // Closes a socket that failed to bind or start; the engine stays usable.
   void DiscardSocket();
   void Accept(const uint8_t* data, size_t length, const sockaddr* remote);
@@ -83,6 +87,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   int family_ = AF_UNSPEC;
   bool listening_ = false;
   bool want_keylog_ = false;
+  bool keeps_loop_alive_ = true;  // while the socket is open (ref()/unref())
   bool closing_ = false;
   bool torn_down_ = false;
   int handles_open_ = 0;

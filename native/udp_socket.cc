@@ -1,5 +1,6 @@
 #include "udp_socket.h"
 
+#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <unistd.h>
@@ -29,6 +30,13 @@ constexpr size_t kMaxPendingBytes = 4 * 1024 * 1024;
 socklen_t AddressLength(const sockaddr* address) {
   return address->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
 }
+
+// Whether a failed send may have failed for an earlier datagram: with IP_RECVERR the kernel hands
+// an ICMP error it received (ECONNREFUSED, EHOSTUNREACH, ...) to the next send, which it then
+// does not send.
+bool MayBeReportedError(int error) {
+  return error != EAGAIN && error != EWOULDBLOCK && error != ENOBUFS && error != EINTR;
+}
 }  // namespace
 
 UdpSocket::UdpSocket(uv_loop_t* loop, Receiver* receiver)
@@ -49,23 +57,76 @@ int UdpSocket::Bind(const sockaddr* address, bool reuse_port) {
   setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &kSocketBufferSize, sizeof(kSocketBufferSize));
   // GRO: the kernel may hand over several same-sized datagrams at once (split again below).
   setsockopt(fd_, SOL_UDP, UDP_GRO, &one, sizeof(one));
+  // ICMP errors (a closed port answers "port unreachable") go to the error queue with the
+  // destination they concern; IP_RECVERR on an IPv6 socket covers its IPv4-mapped peers. With
+  // SO_SELECT_ERR_QUEUE a queued error raises POLLPRI beside POLLERR: on POLLERR alone libuv
+  // would stop the poll handle as if the socket were dead.
+  if (address->sa_family == AF_INET6) setsockopt(fd_, SOL_IPV6, IPV6_RECVERR, &one, sizeof(one));
+  setsockopt(fd_, SOL_IP, IP_RECVERR, &one, sizeof(one));
+  setsockopt(fd_, SOL_SOCKET, SO_SELECT_ERR_QUEUE, &one, sizeof(one));
   if (bind(fd_, address, AddressLength(address)) != 0) return uv_translate_sys_error(errno);
   socklen_t length = sizeof(local_);
   if (getsockname(fd_, reinterpret_cast<sockaddr*>(&local_), &length) != 0) return uv_translate_sys_error(errno);
   return uv_poll_init_socket(loop_, &poll_, fd_);
 }
 
-int UdpSocket::Start() { return uv_poll_start(&poll_, UV_READABLE, OnPoll); }
+int UdpSocket::Start() { return uv_poll_start(&poll_, UV_READABLE | UV_PRIORITIZED, OnPoll); }
+
+void UdpSocket::SetRef(bool ref) {
+  if (poll_.type != UV_POLL) return;
+  auto* handle = reinterpret_cast<uv_handle_t*>(&poll_);
+  ref ? uv_ref(handle) : uv_unref(handle);
+}
 
 void UdpSocket::Watch() {
-  uv_poll_start(&poll_, pending_.empty() ? UV_READABLE : UV_READABLE | UV_WRITABLE, OnPoll);
+  uv_poll_start(&poll_, UV_READABLE | UV_PRIORITIZED | (pending_.empty() ? 0 : UV_WRITABLE), OnPoll);
 }
 
 void UdpSocket::OnPoll(uv_poll_t* poll, int status, int events) {
   auto* self = static_cast<UdpSocket*>(poll->data);
-  if (status < 0) return;
+  if (status < 0) {
+    // libuv stopped the handle for a POLLERR without POLLPRI: a socket error the kernel set without
+    // queueing it. A UDP socket lives on: clear the error and watch again.
+    int error = 0;
+    socklen_t length = sizeof(error);
+    getsockopt(self->fd_, SOL_SOCKET, SO_ERROR, &error, &length);
+    self->ReadErrors();
+    self->Watch();
+    return;
+  }
+  // Errors first: the queue must be drained, or epoll reports it again on every turn.
+  if (events & UV_PRIORITIZED) self->ReadErrors();
   if (events & UV_WRITABLE) self->FlushPending();
   if (events & UV_READABLE) self->Receive();
+}
+
+void UdpSocket::ReadErrors() {
+  for (int i = 0; i < kMaxReadsPerEvent && fd_ >= 0; i++) {
+    sockaddr_storage destination{};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(sock_extended_err) + sizeof(sockaddr_in6))];
+    msghdr message{};  // no iovec: the returned datagram's payload is not needed
+    message.msg_name = &destination;
+    message.msg_namelen = sizeof(destination);
+    message.msg_control = control;
+    message.msg_controllen = sizeof(control);
+    if (recvmsg(fd_, &message, MSG_ERRQUEUE) < 0) {
+      if (errno == EINTR) continue;
+      return;  // EAGAIN: drained
+    }
+    for (cmsghdr* header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+      bool extended = (header->cmsg_level == SOL_IP && header->cmsg_type == IP_RECVERR) ||
+                      (header->cmsg_level == SOL_IPV6 && header->cmsg_type == IPV6_RECVERR);
+      if (!extended) continue;
+      sock_extended_err error;
+      memcpy(&error, CMSG_DATA(header), sizeof(error));
+      // Local errors (a datagram over the path MTU, ...) concern no peer.
+      bool from_network = error.ee_origin == SO_EE_ORIGIN_ICMP || error.ee_origin == SO_EE_ORIGIN_ICMP6;
+      if (from_network && message.msg_namelen > 0 && error.ee_errno != 0) {
+        receiver_->OnDestinationError(reinterpret_cast<sockaddr*>(&destination),
+                                      uv_translate_sys_error(static_cast<int>(error.ee_errno)));
+      }
+    }
+  }
 }
 
 void UdpSocket::Receive() {
@@ -82,8 +143,8 @@ void UdpSocket::Receive() {
     message.msg_controllen = sizeof(control);
     ssize_t n = recvmsg(fd_, &message, 0);
     if (n < 0) {
-      if (errno == EINTR) continue;
-      return;  // EAGAIN: drained; other errors (ICMP-reported) are not fatal for UDP
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;  // drained
+      continue;  // an ICMP-reported error fails one read (ReadErrors() reports it); datagrams wait behind it
     }
     size_t segment = static_cast<size_t>(n);
     for (cmsghdr* header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
@@ -126,8 +187,13 @@ int UdpSocket::Transmit(const uint8_t* data, size_t length, size_t segment, cons
     uint16_t size = static_cast<uint16_t>(segment);
     memcpy(CMSG_DATA(header), &size, sizeof(size));
   }
+  bool retried = false;
   while (sendmsg(fd_, &message, 0) < 0) {
     if (errno == EINTR) continue;
+    if (!retried && MayBeReportedError(errno)) {
+      retried = true;  // the error, if it was an earlier datagram's, is consumed: this one goes out now
+      continue;
+    }
     if (length > segment && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
       gso_ = false;  // this kernel or device cannot segment: one packet per call from now on
       return Transmit(data, length, segment, remote);

@@ -1,7 +1,9 @@
 // UdpSocket: the engine's UDP socket on Node's own loop, read and written directly (a uv_poll_t
 // watches it) so that both UDP GSO on send and UDP GRO on receive can be used: one system call
-// moves up to 64 KiB of QUIC packets in either direction. Heap-allocated and freed by its own
-// close callback, because libuv needs the handle's memory until then.
+// moves up to 64 KiB of QUIC packets in either direction. ICMP errors the kernel receives about
+// sent datagrams (IP_RECVERR) are read from the socket's error queue and reported to the receiver.
+// Heap-allocated and freed by its own close callback, because libuv needs the handle's memory
+// until then.
 #pragma once
 
 #include <sys/socket.h>
@@ -21,6 +23,9 @@ class UdpSocket {
    public:
     virtual ~Receiver() = default;
     virtual void OnDatagram(const uint8_t* data, size_t length, const sockaddr* remote) = 0;
+    // An ICMP error about a datagram sent to `destination`; `error` is a libuv error code
+    // (UV_ECONNREFUSED: port unreachable). Anyone on the path can forge one.
+    virtual void OnDestinationError(const sockaddr* destination, int error) = 0;
   };
 
   UdpSocket(uv_loop_t* loop, Receiver* receiver);
@@ -30,6 +35,8 @@ class UdpSocket {
   // Returns 0 or a libuv error code.
   int Bind(const sockaddr* address, bool reuse_port);
   int Start();
+  // Whether the open socket keeps Node's loop alive (like a node:dgram socket's ref()/unref()).
+  void SetRef(bool ref);
   const sockaddr* local_address() const { return reinterpret_cast<const sockaddr*>(&local_); }
   // Sends `length` bytes of back-to-back packets of `segment` bytes (the last may be shorter) in
   // one system call with UDP GSO where the kernel has it, else one packet at a time. What the
@@ -48,6 +55,7 @@ class UdpSocket {
   ~UdpSocket() = default;
   static void OnPoll(uv_poll_t* poll, int status, int events);
   void Receive();
+  void ReadErrors();
   // Returns 0, or the errno that stopped the send (EAGAIN: try again when writable).
   int Transmit(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote);
   void Queue(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote);

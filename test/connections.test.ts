@@ -4,7 +4,7 @@ import path from 'node:path';
 
 import { CloseInfo, Connection, Stream } from '../lib';
 import { compileLib, CompiledLib } from './helpers/compile-lib';
-import { ExitResult, runToExit } from './helpers/processes';
+import { DIST, ExitResult, runToExit, usePeers } from './helpers/processes';
 import { ALPN, HOST, clientSsl, next, pattern, readAll, roundTrip, serverSsl, useEngines } from './helpers';
 
 const KiB = 1024;
@@ -280,6 +280,58 @@ describe('connections', () => {
       const result = await runChild('gc', ['--expose-gc']);
       expect(result).toEqual({ code: 0, stdout: 'gc done\n', stderr: '' });
     });
+
+    test('engines unref()ed (one before listen()) with a live connection between them let the process exit by itself', async () => {
+      expect(await runChild('unref')).toEqual({ code: 0, stdout: 'unref done\n', stderr: '' });
+    });
+
+    describe('a bound engine keeps the process alive, like a net.Server', () => {
+      const peers = usePeers();
+
+      /** Starts a child-engines.js mode, waits for its "done", then asserts it is still running a while later (it is killed after the test). */
+      async function expectKeptAlive(mode: string): Promise<void> {
+        const child = peers.start('child-engines.js', [DIST, mode]);
+        await child.waitFor((report) => report.line === `${mode} done`, `${mode} done`);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        expect({ exited: child.exited, stderr: child.stderr }).toEqual({ exited: false, stderr: '' });
+      }
+
+      test('a listening engine', () => expectKeptAlive('listening'));
+      test('a client engine bound by connect() (beside an unref()ed server engine)', () => expectKeptAlive('connected'));
+      test('an engine unref()ed and then ref()ed again', () => expectKeptAlive('reref'));
+    });
+  });
+});
+
+describe('engine.ref() / unref() and process.getActiveResourcesInfo()', () => {
+  const engines = useEngines();
+  const entries = (): number => process.getActiveResourcesInfo().filter((type) => type === 'UDPWrap').length;
+
+  test('a bound engine is listed (as a UDPWrap, like a node:dgram socket) while ref()ed; not before it is bound, nor after close()', async () => {
+    const before = entries();
+    const server = engines.engine({ ssl: serverSsl() });
+    expect(entries()).toBe(before);
+    await server.listen({ host: HOST, port: 0 });
+    expect(entries()).toBe(before + 1);
+    expect(server.unref()).toBe(server);
+    expect(server.unref()).toBe(server);
+    expect(entries()).toBe(before);
+    expect(server.ref()).toBe(server); // one ref() undoes any number of unref()s
+    expect(entries()).toBe(before + 1);
+    expect(server.ref()).toBe(server);
+    expect(entries()).toBe(before + 1);
+
+    const client = engines.client().unref(); // remembered until connect() binds the socket
+    const connection = client.connect({ host: HOST, port: server.address().port, servername: 'localhost' });
+    expect(entries()).toBe(before + 1);
+    client.ref();
+    expect(entries()).toBe(before + 2);
+    await connection.handshake;
+
+    await Promise.all([client.close(), server.close()]);
+    expect(entries()).toBe(before);
+    expect(server.unref().ref()).toBe(server); // harmless after close()
+    expect(entries()).toBe(before);
   });
 });
 

@@ -241,9 +241,10 @@ describe('lifecycle', () => {
 
       const total = Object.values(handshakes).reduce((a, b) => a + b, 0);
       expect(total).toBe(connections.length);
-      // Only clean outcomes: completed (then closed by the server), or rejected with a code.
+      // Only clean outcomes: completed (then closed by the server), or rejected with a code
+      // (ECONNREFUSED: a handshake still sending once the server's port had closed).
       for (const outcome of Object.keys(handshakes)) {
-        expect(outcome).toMatch(/^(completed|rejected ERR_QUIC_(CONNECTION_CLOSED|HANDSHAKE_TIMEOUT))$/);
+        expect(outcome).toMatch(/^(completed|rejected (ERR_QUIC_(CONNECTION_CLOSED|HANDSHAKE_TIMEOUT)|ECONNREFUSED))$/);
       }
       expect(closes.every((info) => info !== undefined)).toBe(true);
       expect(connections.every((connection) => connection.closed)).toBe(true);
@@ -311,7 +312,14 @@ describe('lifecycle', () => {
           for (const info of infos) expect(info).toMatchObject({ remote: true, code: 0 });
         }
         const serverResults = await Promise.all(serverStreams);
-        expect(serverResults).toEqual(serverStreams.map(() => 'aborted'));
+        if (which === 'server') {
+          expect(serverResults).toEqual(serverStreams.map(() => 'aborted'));
+        } else {
+          // The client's CONNECTION_CLOSE can be lost (one datagram per connection, into a server
+          // socket still flooded with data): that server connection then ends by idle timeout,
+          // which fails its streams, as for a vanished peer.
+          for (const result of serverResults) expect([result, result?.code]).toContain(result === 'aborted' ? 'aborted' : 'ERR_QUIC_CONNECTION_CLOSED');
+        }
         await Promise.all(server.connections.map((connection) => server.closed(connection)));
         // The other engine still closes cleanly (useEngines closes it; do it here to see it resolve).
         await (which === 'server' ? client : server.engine).close();

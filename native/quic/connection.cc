@@ -71,6 +71,8 @@ void Connection::InitCommon(Engine* engine, std::shared_ptr<TlsContext> ssl, con
   path_.remote = {reinterpret_cast<sockaddr*>(&remote_), static_cast<ngtcp2_socklen>(AddressLength(remote))};
   timer_ = new uv_timer_t;
   uv_timer_init(engine->loop(), timer_);
+  // The engine's socket alone keeps the loop alive (engine.unref() lets the process exit).
+  uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
   timer_->data = this;
 }
 
@@ -943,6 +945,15 @@ void Connection::Finish(CloseInfo info) {
   Queue({EventType::kClose});
 }
 
+void Connection::OnPortUnreachable() {
+  if (server_ || state_ != State::kHandshaking) return;
+  CloseInfo info;
+  info.application = false;
+  info.error_code = "ECONNREFUSED";
+  info.system_error = UV_ECONNREFUSED;
+  Finish(std::move(info));
+}
+
 void Connection::CloseForEngineShutdown() {
   if (state_ == State::kFinished || state_ == State::kTerminated) return;
   ngtcp2_ccerr ccerr;
@@ -1069,7 +1080,9 @@ void Connection::DeliverEvents(Napi::Env env) {
         break;
       case EventType::kClose: {
         Napi::Object info = Napi::Object::New(env);
-        if (!close_info_.error_code.empty()) {
+        if (close_info_.system_error != 0) {
+          info.Set("error", MakeSystemError(env, close_info_.system_error, "connect", remote_address()).Value());
+        } else if (!close_info_.error_code.empty()) {
           info.Set("error", MakeCodedError(env, close_info_.error_code.c_str(), close_info_.error_message).Value());
         }
         info.Set("code", Napi::Number::New(env, static_cast<double>(close_info_.quic_code)));

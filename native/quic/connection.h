@@ -71,6 +71,10 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   bool finished() const { return state_ == State::kFinished; }
   // Server: the client's first Initial decrypted (so this is a real QUIC client).
   bool peer_verified() const { return peer_verified_; }
+  const sockaddr* remote_address() const { return reinterpret_cast<const sockaddr*>(&remote_); }
+  // ICMP says nothing listens at the remote address: a client still handshaking fails with
+  // ECONNREFUSED like node:net; anything else ignores it (Engine::OnDestinationError says why).
+  void OnPortUnreachable();
   // Releases ngtcp2/TLS state and the timer; called by Engine once 'close' was delivered.
   void Terminate();
 
@@ -114,6 +118,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
     std::string reason;
     bool application = true;     // application vs transport error space
     bool remote = false;
+    int system_error = 0;        // a libuv error code: the error is node:net-shaped (MakeSystemError)
   };
 
   // JS methods.
