@@ -1158,6 +1158,9 @@ Connection::Stream* Connection::OpenLocalStream(Napi::Env env, bool bidi) {
 
 Napi::Value Connection::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  // Finished but JS not told yet (events queued before the close are still being delivered): the
+  // queued 'close' ends the stream the way the connection ended; a write now is not a new failure.
+  if (state_ == State::kFinished) return Napi::Number::New(env, 0);
   ThrowIfFinished(env);
   Stream* stream = FindStream(StreamIdArg(info, 0));
   if (!stream) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_STREAM_CLOSED", "the stream is closed");
