@@ -1,19 +1,21 @@
 // Loads the native addon once and registers the two callbacks native code uses to reach JS.
 import path from 'node:path';
 
+import { nativeEventCallbacks } from './native-events';
+
 /* eslint-disable @typescript-eslint/no-explicit-any */
 export interface NativeBinding {
   Engine: new (owner: object, options: object) => any;
   SslConfig: new (options: object) => any;
   setCallbacks(callbacks: {
     onConnection(engineOwner: any, nativeConnection: any): object | undefined;
-    onEvent(connectionOwner: any, type: string, a?: unknown, b?: unknown, c?: unknown, d?: unknown): unknown;
+    /** One function per kind of connection event (lib/native-events.ts). */
+    events: typeof nativeEventCallbacks;
   }): void;
   versions: { openssl: string; ngtcp2: string; nghttp3: string };
 }
 
 export const kOnConnection = Symbol('quicket.onConnection');
-export const kOnNativeEvent = Symbol('quicket.onNativeEvent');
 
 function load(): NativeBinding {
   // QUICKET_NATIVE points at a specific build (the AddressSanitizer one, a prebuild under test).
@@ -26,6 +28,5 @@ export const binding: NativeBinding = load();
 
 binding.setCallbacks({
   onConnection: (engineOwner, nativeConnection) => engineOwner[kOnConnection](nativeConnection),
-  // Fixed arity (native passes at most four values): no rest arrays on this hot path.
-  onEvent: (connectionOwner, type, a, b, c, d) => connectionOwner[kOnNativeEvent](type, a, b, c, d),
+  events: nativeEventCallbacks,
 });

@@ -1,8 +1,24 @@
 // Connection: one QUIC connection, client or server side. Native events arrive through
-// [kOnNativeEvent] once per loop turn and become EventEmitter events and Stream data here.
+// one typed method per kind (lib/native-events.ts) and become EventEmitter events and Stream data here.
 import { EventEmitter } from 'node:events';
 
-import { kOnNativeEvent } from './binding';
+import {
+  kOnClose,
+  kOnEarlyDataRejected,
+  kOnHandshake,
+  kOnHeaders,
+  kOnKeylog,
+  kOnResumed,
+  kOnStreamClose,
+  kOnStreamData,
+  kOnStreamDrain,
+  kOnStreamOpen,
+  kOnStreamReset,
+  kOnStreamsAvailable,
+  kOnTicket,
+  kOnTicketRejected,
+  NativeConnectionEvents,
+} from './native-events';
 import { closedError, codedError, CodedError, checkOptionalBoolean, checkOptionalInteger, checkOptionalString, invalidArgType } from './errors';
 import { Stream, StreamOptions, StreamOwner } from './stream';
 import { encodeTicket } from './ticket';
@@ -74,7 +90,7 @@ interface PendingStream {
   headers?: string[]; // an HTTP/3 request waiting to be submitted
 }
 
-export class Connection extends EventEmitter implements StreamOwner {
+export class Connection extends EventEmitter implements StreamOwner, NativeConnectionEvents {
   /** Resolves when the handshake completes; rejects if the connection fails first. */
   readonly handshake: Promise<HandshakeInfo>;
   #native: any;
@@ -249,71 +265,75 @@ export class Connection extends EventEmitter implements StreamOwner {
     if (!this.#closed) this.#native.consume(id, bytes);
   }
 
-  // ---- native events ----
+  // ---- native events (lib/native-events.ts), once per loop turn ----
   /** @internal */
-  [kOnNativeEvent](type: string, a?: any, b?: any, c?: any, d?: any): unknown {
-    switch (type) {
-      case 'streamData': {
-        const stream = this.#streams.get(a);
-        return stream ? stream.receive(b, c) : true;
-      }
-      case 'streamOpen': {
-        const id: bigint = a;
-        const stream = new Stream(this, id, { local: false, unidirectional: (id & 2n) !== 0n, early: b });
-        this.#streams.set(id, stream);
-        this.emit('stream', stream);
-        return undefined;
-      }
-      case 'streamDrain':
-        this.#streams.get(a)?.drained();
-        return undefined;
-      case 'streamReset':
-        this.#streams.get(a)?.reset(b, c);
-        return undefined;
-      case 'streamClose': {
-        const stream = this.#streams.get(a);
-        this.#streams.delete(a);
-        stream?.nativeClose(b);
-        return undefined;
-      }
-      case 'streamsAvailable':
-        this.#openPendingStreams();
-        return undefined;
-      case 'handshake':
-        this.#info = a;
-        this.#resolveHandshake(a);
-        try {
-          this.emit('handshake', a);
-        } finally {
-          // HTTP/3 requests made before the handshake could only start now (even if a
-          // 'handshake' listener threw).
-          this.#openPendingStreams();
-        }
-        return undefined;
-      case 'headers':
-        this.#streams.get(a)?.emit(kHeadersEvent, b, c);
-        return undefined;
-      case 'ticket':
-        this.#emitTicket(a, b, c, d);
-        return undefined;
-      case 'ticketRejected':
-        this.emit('ticketRejected', a);
-        return undefined;
-      case 'earlyDataRejected':
-        this.emit('earlyDataRejected');
-        return undefined;
-      case 'resumed':
-        this.#resumedEarly = true;
-        return undefined;
-      case 'keylog':
-        this.emit('keylog', a);
-        return undefined;
-      case 'close':
-        this.#finish(a);
-        return undefined;
-      default:
-        return undefined;
+  [kOnStreamData](id: bigint, data: Buffer, fin: boolean): boolean {
+    const stream = this.#streams.get(id);
+    return stream ? stream.receive(data, fin) : true;
+  }
+  /** @internal */
+  [kOnStreamOpen](id: bigint, early: boolean): void {
+    const stream = new Stream(this, id, { local: false, unidirectional: (id & 2n) !== 0n, early });
+    this.#streams.set(id, stream);
+    this.emit('stream', stream);
+  }
+  /** @internal */
+  [kOnStreamDrain](id: bigint): void {
+    this.#streams.get(id)?.drained();
+  }
+  /** @internal */
+  [kOnStreamReset](id: bigint, code: number, stopSending: boolean): void {
+    this.#streams.get(id)?.reset(code, stopSending);
+  }
+  /** @internal */
+  [kOnStreamClose](id: bigint, code: number): void {
+    const stream = this.#streams.get(id);
+    this.#streams.delete(id);
+    stream?.nativeClose(code);
+  }
+  /** @internal */
+  [kOnStreamsAvailable](): void {
+    this.#openPendingStreams();
+  }
+  /** @internal */
+  [kOnHandshake](info: HandshakeInfo): void {
+    this.#info = info;
+    this.#resolveHandshake(info);
+    try {
+      this.emit('handshake', info);
+    } finally {
+      // HTTP/3 requests made before the handshake could only start now (even if a
+      // 'handshake' listener threw).
+      this.#openPendingStreams();
     }
+  }
+  /** @internal */
+  [kOnHeaders](id: bigint, fields: string[], trailers: boolean): void {
+    this.#streams.get(id)?.emit(kHeadersEvent, fields, trailers);
+  }
+  /** @internal */
+  [kOnTicket](sessionData: Buffer, transportParams: Buffer, lifetimeSeconds: number, earlyData: boolean): void {
+    this.#emitTicket(sessionData, transportParams, lifetimeSeconds, earlyData);
+  }
+  /** @internal */
+  [kOnTicketRejected](reason: TicketRejectedReason): void {
+    this.emit('ticketRejected', reason);
+  }
+  /** @internal */
+  [kOnEarlyDataRejected](): void {
+    this.emit('earlyDataRejected');
+  }
+  /** @internal */
+  [kOnResumed](): void {
+    this.#resumedEarly = true;
+  }
+  /** @internal */
+  [kOnKeylog](line: Buffer): void {
+    this.emit('keylog', line);
+  }
+  /** @internal */
+  [kOnClose](info: CloseInfo): void {
+    this.#finish(info);
   }
 
   #openPendingStreams(): void {

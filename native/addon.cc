@@ -11,12 +11,12 @@
 
 namespace quicket {
 
-// setCallbacks({ onConnection, onEvent }): called once by lib/binding.ts.
+// setCallbacks({ onConnection, events: { handshake, streamData, ... } }): called once by lib/binding.ts.
 static void SetCallbacks(const Napi::CallbackInfo& info) {
   AddonData* data = GetAddonData(info.Env());
   Napi::Object callbacks = info[0].As<Napi::Object>();
   data->on_connection = Napi::Persistent(callbacks.Get("onConnection").As<Napi::Function>());
-  data->on_event = Napi::Persistent(callbacks.Get("onEvent").As<Napi::Function>());
+  data->events.Load(callbacks.Get("events").As<Napi::Object>());
 }
 
 Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {

@@ -3,13 +3,15 @@
 
 #include <napi.h>
 
+#include "quic/connection_events.h"
+
 namespace quicket {
 
 struct AddonData {
   Napi::FunctionReference connection_constructor;
   // Registered once by lib/binding.ts; each takes the JS owner object first.
   Napi::FunctionReference on_connection;   // (engineOwner, nativeConnection) => connectionOwner
-  Napi::FunctionReference on_event;        // (connectionOwner, type, ...args) => boolean
+  events::Callbacks events;                // one per event kind: (connectionOwner, ...fields)
 };
 
 inline AddonData* GetAddonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }

@@ -7,7 +7,7 @@ import readline from 'node:readline';
 import tls from 'node:tls';
 
 import { Connection, Engine, SslConfig, Ticket } from '../lib';
-import { kOnNativeEvent } from '../lib/binding';
+import { kOnTicket } from '../lib/native-events';
 import { decodeTicket, encodeTicket } from '../lib/ticket';
 import { generateBadTickets } from './helpers/bad-tickets';
 import { startTicketServerProcess } from './helpers/ticket-server-process';
@@ -500,11 +500,12 @@ describe('tickets are only built while someone listens', () => {
   // Records what reaches a connection from native code and what it emits.
   function observe(connection: Connection): { native: string[]; emitted: string[] } {
     const seen = { native: [] as string[], emitted: [] as string[] };
-    const internal = connection as unknown as Record<symbol, (type: string, ...args: unknown[]) => unknown>;
-    const deliver = internal[kOnNativeEvent].bind(connection);
-    internal[kOnNativeEvent] = (type, ...args) => {
-      seen.native.push(type);
-      return deliver(type, ...args);
+    // Native code delivering a ticket at all (it builds them only while someone listens).
+    const internal = connection as unknown as Record<symbol, (...args: unknown[]) => unknown>;
+    const deliver = internal[kOnTicket].bind(connection);
+    internal[kOnTicket] = (...args) => {
+      seen.native.push('ticket');
+      return deliver(...args);
     };
     const emit = connection.emit.bind(connection);
     connection.emit = (event: string | symbol, ...args: unknown[]) => {

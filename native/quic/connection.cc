@@ -27,14 +27,6 @@ bool RandomCid(ngtcp2_cid* cid, size_t length) {
 
 Napi::Value BigIntOf(Napi::Env env, int64_t value) { return Napi::BigInt::New(env, value); }
 
-// Hands received bytes to JS without copying them again when they are worth it.
-Napi::Value TakeBuffer(Napi::Env env, std::string* bytes) {
-  if (bytes->size() < 4096) return Napi::Buffer<char>::Copy(env, bytes->data(), bytes->size());
-  auto* owned = new std::string(std::move(*bytes));
-  return Napi::Buffer<char>::New(env, owned->data(), owned->size(),
-                                 [](Napi::Env, char*, std::string* data) { delete data; }, owned);
-}
-
 int64_t StreamIdArg(const Napi::CallbackInfo& info, size_t index) {
   bool lossless = false;
   return info[index].As<Napi::BigInt>().Int64Value(&lossless);
@@ -173,7 +165,7 @@ std::string Connection::StartClient(const ClientOptions& client) {
   ngtcp2_conn_set_tls_native_handle(conn_, tls_->native_handle());
   if (tls_->session_refused()) {
     // Damaged session data: a full handshake, and the application hears why.
-    Queue({EventType::kTicketRejected, -1, 0, false, "malformed"});
+    Queue(events::TicketRejected{"malformed"});
   } else if (tls_->early_data_offered()) {
     // The remembered server limits let streams open (and carry 0-RTT) before the handshake.
     rv = ngtcp2_conn_decode_and_set_0rtt_transport_params(
@@ -261,7 +253,7 @@ int Connection::ReceiveCryptoData(ngtcp2_conn* conn, ngtcp2_encryption_level lev
   // JS hears of a server connection only once the client's Initial has decrypted.
   if (self->server_ && !self->peer_verified_) {
     self->peer_verified_ = true;
-    self->Queue({EventType::kConnection});
+    self->Queue(events::NewConnection{});
   }
   int rv = ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data, datalen, user);
   // The server knows the ALPN once the ClientHello is processed: decide on HTTP/3 once, here.
@@ -270,7 +262,7 @@ int Connection::ReceiveCryptoData(ngtcp2_conn* conn, ngtcp2_encryption_level lev
     // Resumption is decided with the ClientHello: JS knows it before any 0-RTT stream arrives.
     if (self->tls_->resumed() && !self->resumed_reported_) {
       self->resumed_reported_ = true;
-      self->Queue({EventType::kResumed});
+      self->Queue(events::Resumed{});
     }
   }
   return rv;
@@ -294,15 +286,13 @@ void Connection::OnHandshakeCompleted() {
     early_rejected_ = true;
     Reopen(std::move(retried_streams_), retried_http3_);
     retried_streams_.clear();
-    Queue({EventType::kEarlyDataRejected});
+    Queue(events::EarlyDataRejected{});
   }
   bool early_accepted = server_ ? tls_->early_data_accepted() : (early_attempted_ && !early_rejected_);
-  Event event{EventType::kHandshake};
-  event.data = tls_->alpn();
-  event.extra = tls_->servername();
-  event.flag = tls_->resumed();
-  event.code = early_accepted ? 1 : (early_rejected_ ? 2 : 0);
-  Queue(std::move(event));
+  Queue(events::Handshake{tls_->alpn(), tls_->servername(), tls_->resumed(),
+                          early_accepted   ? events::EarlyData::kAccepted
+                          : early_rejected_ ? events::EarlyData::kRejected
+                                            : events::EarlyData::kNone});
 }
 
 void Connection::ReplayRejectedEarlyData() {
@@ -316,7 +306,7 @@ void Connection::ReplayRejectedEarlyData() {
   bool http3 = http3_ != nullptr;
   http3_.reset();
   Reopen(std::move(early_streams), http3);
-  Queue({EventType::kEarlyDataRejected});
+  Queue(events::EarlyDataRejected{});
 }
 
 // Streams whose bytes never reached the peer's application reopen here with the same IDs (opened
@@ -334,8 +324,8 @@ void Connection::Reopen(std::map<int64_t, std::unique_ptr<Stream>> streams, bool
                   : ngtcp2_conn_open_uni_stream(conn_, &reopened, nullptr);
     if (rv != 0 || reopened != id) {
       // The server now allows fewer streams than the ticket promised: this one cannot be replayed.
-      Queue({EventType::kStreamReset, id, NGTCP2_STREAM_LIMIT_ERROR});
-      Queue({EventType::kStreamClose, id, NGTCP2_STREAM_LIMIT_ERROR});
+      Queue(events::StreamReset{id, NGTCP2_STREAM_LIMIT_ERROR, false});
+      Queue(events::StreamClose{id, NGTCP2_STREAM_LIMIT_ERROR});
       continue;
     }
     stream->send.Rewind();
@@ -357,11 +347,8 @@ void Connection::OnTicket(std::string session_data, uint32_t lifetime, bool earl
   if (!want_tickets_) return;
   uint8_t params[256];
   ngtcp2_ssize length = ngtcp2_conn_encode_0rtt_transport_params(conn_, params, sizeof(params));
-  Event event{EventType::kTicket};
-  event.data = std::move(session_data);
-  event.code = lifetime;
-  event.flag = early_data;
-  if (length > 0) event.extra.assign(reinterpret_cast<char*>(params), length);
+  events::Ticket event{std::move(session_data), "", lifetime, early_data};
+  if (length > 0) event.transport_params.assign(reinterpret_cast<char*>(params), length);
   Queue(std::move(event));
 }
 
@@ -377,7 +364,7 @@ void Connection::QueueStreamOpen(Stream* stream, bool early) {
   if (stream->local || stream->announced) return;
   stream->announced = true;
   stream->early = early;
-  Queue({EventType::kStreamOpen, stream->id, 0, early});
+  Queue(events::StreamOpen{stream->id, early});
 }
 
 int Connection::ReceiveStreamData(ngtcp2_conn*, uint32_t flags, int64_t stream_id, uint64_t,
@@ -407,17 +394,13 @@ int Connection::ReceiveStreamData(ngtcp2_conn*, uint32_t flags, int64_t stream_i
 
 // Consecutive data for one stream is coalesced into one JS call per loop turn.
 void Connection::QueueData(int64_t stream_id, const uint8_t* data, size_t length, bool fin) {
-  if (!events_.empty()) {
-    Event& last = events_.back();
-    if (last.type == EventType::kStreamData && last.stream_id == stream_id && !last.flag) {
-      last.data.append(reinterpret_cast<const char*>(data), length);
-      last.flag = fin;
-      return;
-    }
+  auto* last = events_.empty() ? nullptr : std::get_if<events::StreamData>(&events_.back());
+  if (last && last->id == stream_id && !last->fin) {
+    last->bytes.append(reinterpret_cast<const char*>(data), length);
+    last->fin = fin;
+    return;
   }
-  Event event{EventType::kStreamData, stream_id, 0, fin};
-  event.data.assign(reinterpret_cast<const char*>(data), length);
-  Queue(std::move(event));
+  Queue(events::StreamData{stream_id, std::string(reinterpret_cast<const char*>(data), length), fin});
 }
 
 bool Connection::StartHttp3() {
@@ -444,9 +427,7 @@ StreamBuffer* Connection::Body(int64_t stream_id, bool* ended) {
 }
 
 void Connection::OnHeaders(int64_t stream_id, std::vector<std::string> headers, bool trailers) {
-  Event event{EventType::kHeaders, stream_id, 0, trailers};
-  event.headers = std::move(headers);
-  Queue(std::move(event));
+  Queue(events::Headers{stream_id, std::move(headers), trailers});
 }
 
 void Connection::OnBodyData(int64_t stream_id, const uint8_t* data, size_t length) {
@@ -473,7 +454,7 @@ int Connection::AckedStreamData(ngtcp2_conn*, int64_t stream_id, uint64_t offset
   if (!self->http3_) stream->send.Acknowledge(offset, datalen);
   if (stream->drain_wanted && stream->send.buffered_bytes() < kDrainThreshold) {
     stream->drain_wanted = false;
-    self->Queue({EventType::kStreamDrain, stream_id});
+    self->Queue(events::StreamDrain{stream_id});
   }
   return 0;
 }
@@ -496,7 +477,7 @@ int Connection::StreamClosed(ngtcp2_conn* conn, uint32_t flags, int64_t stream_i
   if (it == self->streams_.end()) return 0;
   bool internal = self->http3_ && (stream_id & 0x2);
   if (!internal) self->QueueStreamOpen(it->second.get(), false);
-  if (!internal) self->Queue({EventType::kStreamClose, stream_id, code});
+  if (!internal) self->Queue(events::StreamClose{stream_id, code});
   bool remote = ngtcp2_conn_is_local_stream(conn, stream_id) == 0;
   self->streams_.erase(it);
   // A closed peer stream frees a slot: let the peer open another.
@@ -516,7 +497,7 @@ int Connection::StreamReset(ngtcp2_conn*, int64_t stream_id, uint64_t, uint64_t 
   if (self->http3_) nghttp3_conn_shutdown_stream_read(self->http3_->get(), stream_id);
   Stream* stream = self->FindStream(stream_id);
   if (stream) self->QueueStreamOpen(stream, false);
-  self->Queue({EventType::kStreamReset, stream_id, app_error_code});
+  self->Queue(events::StreamReset{stream_id, app_error_code, false});
   return 0;
 }
 
@@ -527,7 +508,7 @@ int Connection::StreamStopSending(ngtcp2_conn*, int64_t stream_id, uint64_t app_
   Stream* stream = self->FindStream(stream_id);
   if (stream) self->QueueStreamOpen(stream, false);
   // ngtcp2 answers STOP_SENDING with RESET_STREAM itself; JS learns the write side is gone.
-  self->Queue({EventType::kStreamReset, stream_id, app_error_code, true});
+  self->Queue(events::StreamReset{stream_id, app_error_code, true});
   return 0;
 }
 
@@ -535,7 +516,7 @@ int Connection::ExtendMaxLocalStreams(ngtcp2_conn*, uint64_t, void* user) {
   auto* self = static_cast<Connection*>(user);
   if (!self->streams_available_queued_) {
     self->streams_available_queued_ = true;
-    self->Queue({EventType::kStreamsAvailable});
+    self->Queue(events::StreamsAvailable{});
   }
   return 0;
 }
@@ -634,7 +615,7 @@ void Connection::Flush() {
   ngtcp2_conn_update_pkt_tx_time(conn_, ts);
   if (close_requested_ && state_ == State::kEstablished && GracefulCloseDone(ts)) {
     SendConnectionClose(close_error_);
-    CloseInfo info;
+    events::Close info;
     info.quic_code = close_error_.error_code;
     info.reason = close_reason_;
     Finish(std::move(info));
@@ -860,13 +841,13 @@ bool Connection::RetryWithoutTicket(int error) {
   client_.session_data.clear();
   client_.transport_params.clear();
   if (!StartClient(client_).empty()) return false;
-  Queue({EventType::kTicketRejected, -1, 0, false, "refused"});
+  Queue(events::TicketRejected{"refused"});
   return true;
 }
 
 void Connection::HandleLibraryError(int error) {
   if (RetryWithoutTicket(error)) return;
-  CloseInfo info;
+  events::Close info;
   info.application = false;
   switch (error) {
     case NGTCP2_ERR_DRAINING: {
@@ -937,17 +918,17 @@ void Connection::HandleLibraryError(int error) {
   Finish(std::move(info));
 }
 
-void Connection::Finish(CloseInfo info) {
+void Connection::Finish(events::Close info) {
   if (state_ == State::kFinished || state_ == State::kTerminated) return;
   state_ = State::kFinished;
   if (timer_) uv_timer_stop(timer_);
-  close_info_ = std::move(info);
-  Queue({EventType::kClose});
+  memcpy(&info.peer, &remote_, sizeof(remote_));
+  Queue(std::move(info));
 }
 
 void Connection::OnPortUnreachable() {
   if (server_ || state_ != State::kHandshaking) return;
-  CloseInfo info;
+  events::Close info;
   info.application = false;
   info.error_code = "ECONNREFUSED";
   info.system_error = UV_ECONNREFUSED;
@@ -959,7 +940,7 @@ void Connection::CloseForEngineShutdown() {
   ngtcp2_ccerr ccerr;
   ngtcp2_ccerr_default(&ccerr);
   SendConnectionClose(ccerr);
-  Finish(CloseInfo{});
+  Finish(events::Close{});
 }
 
 void Connection::Terminate() {
@@ -991,7 +972,7 @@ void Connection::Terminate() {
 
 // ---- events to JS --------------------------------------------------------------------------
 
-void Connection::Queue(Event event) {
+void Connection::Queue(events::Event event) {
   events_.push_back(std::move(event));
   if (engine_) engine_->MarkHasEvents(this);
 }
@@ -1001,9 +982,9 @@ void Connection::DeliverEvents(Napi::Env env) {
   // Keep this object alive even if JS drops every reference while we call it.
   Napi::Object self = Value();
   while (!events_.empty() && state_ != State::kTerminated) {
-    Event event = std::move(events_.front());
+    events::Event event = std::move(events_.front());
     events_.pop_front();
-    if (event.type == EventType::kConnection) {
+    if (std::holds_alternative<events::NewConnection>(event)) {
       try {
         Napi::Value owner = addon->on_connection.MakeCallback(env.Global(), {engine_->owner(), self},
                                                               engine_->async_context());
@@ -1014,103 +995,15 @@ void Connection::DeliverEvents(Napi::Env env) {
       continue;
     }
     if (owner_.IsEmpty()) continue;
-    size_t data_length = event.data.size();  // the bytes may be handed to JS below
-    std::vector<napi_value> args{owner_.Value()};
-    switch (event.type) {
-      case EventType::kHandshake: {
-        Napi::Object info = Napi::Object::New(env);
-        info.Set("alpn", event.data);
-        info.Set("servername", event.extra);
-        info.Set("resumed", event.flag);
-        info.Set("earlyData", event.code == 1 ? "accepted" : event.code == 2 ? "rejected" : "none");
-        args.push_back(Napi::String::New(env, "handshake"));
-        args.push_back(info);
-        break;
-      }
-      case EventType::kStreamOpen:
-        args.push_back(Napi::String::New(env, "streamOpen"));
-        args.push_back(BigIntOf(env, event.stream_id));
-        args.push_back(Napi::Boolean::New(env, event.flag));
-        break;
-      case EventType::kStreamData:
-        args.push_back(Napi::String::New(env, "streamData"));
-        args.push_back(BigIntOf(env, event.stream_id));
-        args.push_back(TakeBuffer(env, &event.data));
-        args.push_back(Napi::Boolean::New(env, event.flag));
-        break;
-      case EventType::kStreamReset:
-        args.push_back(Napi::String::New(env, "streamReset"));
-        args.push_back(BigIntOf(env, event.stream_id));
-        args.push_back(Napi::Number::New(env, static_cast<double>(event.code)));
-        args.push_back(Napi::Boolean::New(env, event.flag));
-        break;
-      case EventType::kStreamClose:
-        args.push_back(Napi::String::New(env, "streamClose"));
-        args.push_back(BigIntOf(env, event.stream_id));
-        args.push_back(Napi::Number::New(env, static_cast<double>(event.code)));
-        break;
-      case EventType::kStreamDrain:
-        args.push_back(Napi::String::New(env, "streamDrain"));
-        args.push_back(BigIntOf(env, event.stream_id));
-        break;
-      case EventType::kStreamsAvailable:
-        streams_available_queued_ = false;
-        args.push_back(Napi::String::New(env, "streamsAvailable"));
-        break;
-      case EventType::kTicket:
-        args.push_back(Napi::String::New(env, "ticket"));
-        args.push_back(Napi::Buffer<char>::Copy(env, event.data.data(), event.data.size()));
-        args.push_back(Napi::Buffer<char>::Copy(env, event.extra.data(), event.extra.size()));
-        args.push_back(Napi::Number::New(env, static_cast<double>(event.code)));
-        args.push_back(Napi::Boolean::New(env, event.flag));
-        break;
-      case EventType::kTicketRejected:
-        args.push_back(Napi::String::New(env, "ticketRejected"));
-        args.push_back(Napi::String::New(env, event.data));
-        break;
-      case EventType::kEarlyDataRejected:
-        args.push_back(Napi::String::New(env, "earlyDataRejected"));
-        break;
-      case EventType::kResumed:
-        args.push_back(Napi::String::New(env, "resumed"));
-        break;
-      case EventType::kKeylog:
-        args.push_back(Napi::String::New(env, "keylog"));
-        args.push_back(Napi::Buffer<char>::Copy(env, event.data.data(), event.data.size()));
-        break;
-      case EventType::kClose: {
-        Napi::Object info = Napi::Object::New(env);
-        if (close_info_.system_error != 0) {
-          info.Set("error", MakeSystemError(env, close_info_.system_error, "connect", remote_address()).Value());
-        } else if (!close_info_.error_code.empty()) {
-          info.Set("error", MakeCodedError(env, close_info_.error_code.c_str(), close_info_.error_message).Value());
-        }
-        info.Set("code", Napi::Number::New(env, static_cast<double>(close_info_.quic_code)));
-        info.Set("reason", close_info_.reason);
-        info.Set("type", close_info_.application ? "application" : "transport");
-        info.Set("remote", close_info_.remote);
-        args.push_back(Napi::String::New(env, "close"));
-        args.push_back(info);
-        break;
-      }
-      case EventType::kHeaders: {
-        Napi::Array headers = Napi::Array::New(env, event.headers.size());
-        for (uint32_t i = 0; i < event.headers.size(); i++) headers.Set(i, event.headers[i]);
-        args.push_back(Napi::String::New(env, "headers"));
-        args.push_back(BigIntOf(env, event.stream_id));
-        args.push_back(headers);
-        args.push_back(Napi::Boolean::New(env, event.flag));
-        break;
-      }
-      case EventType::kConnection:
-        break;
-    }
+    if (std::holds_alternative<events::StreamsAvailable>(event)) streams_available_queued_ = false;
+    auto* data = std::get_if<events::StreamData>(&event);
+    int64_t data_stream = data ? data->id : -1;
+    size_t data_length = data ? data->bytes.size() : 0;  // the bytes may be handed to JS below
     try {
-      Napi::Value result = addon->on_event.MakeCallback(env.Global(), args, engine_->async_context());
+      Napi::Value result = addon->events.Deliver(env, owner_.Value(), event, engine_->async_context());
       // Stream data the JS side took without backpressure is credited back to the peer at once.
-      if (event.type == EventType::kStreamData && result.IsBoolean() && result.As<Napi::Boolean>() && conn_ &&
-          state_ != State::kFinished) {
-        ngtcp2_conn_extend_max_stream_offset(conn_, event.stream_id, data_length);
+      if (data && result.IsBoolean() && result.As<Napi::Boolean>() && conn_ && state_ != State::kFinished) {
+        ngtcp2_conn_extend_max_stream_offset(conn_, data_stream, data_length);
         ngtcp2_conn_extend_max_offset(conn_, data_length);
         MarkDirty();
       }
@@ -1215,7 +1108,7 @@ void Connection::Close(const Napi::CallbackInfo& info) {
   if (state_ == State::kHandshaking) {
     // Nothing can be delivered gracefully before the handshake: close now.
     SendConnectionClose(close_error_);
-    CloseInfo closed;
+    events::Close closed;
     closed.quic_code = code;
     closed.reason = close_reason_;
     Finish(std::move(closed));
@@ -1231,7 +1124,7 @@ void Connection::Destroy(const Napi::CallbackInfo& info) {
   ngtcp2_ccerr_default(&ccerr);
   if (code != 0) ngtcp2_ccerr_set_application_error(&ccerr, code, nullptr, 0);
   SendConnectionClose(ccerr);
-  CloseInfo closed;
+  events::Close closed;
   closed.quic_code = code;
   Finish(std::move(closed));
 }
@@ -1247,7 +1140,7 @@ void Connection::LogKeys(bool on) {
   want_keylog_ = on;
   if (!tls_) return;
   if (on) {
-    tls_->set_keylog_handler([this](std::string line) { Queue({EventType::kKeylog, -1, 0, false, std::move(line)}); });
+    tls_->set_keylog_handler([this](std::string line) { Queue(events::Keylog{std::move(line)}); });
   } else {
     tls_->set_keylog_handler(nullptr);
   }

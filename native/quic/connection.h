@@ -23,6 +23,7 @@
 #include "../http3/http3_session.h"
 #include "../streams/stream_buffer.h"
 #include "../tls/tls_session.h"
+#include "connection_events.h"
 
 namespace quicket {
 
@@ -96,31 +97,6 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
     std::vector<std::string> request_headers;  // HTTP/3 client: resubmitted after 0-RTT rejection
   };
 
-  enum class EventType {
-    kConnection, kHandshake, kStreamOpen, kStreamData, kStreamReset, kStreamClose, kStreamDrain,
-    kStreamsAvailable, kTicket, kTicketRejected, kEarlyDataRejected, kKeylog, kClose, kHeaders, kResumed
-  };
-  struct Event {
-    EventType type;
-    int64_t stream_id = -1;
-    uint64_t code = 0;
-    bool flag = false;
-    std::string data;
-    std::string extra;
-    std::vector<std::string> headers;
-  };
-
-  // Why the connection ended, for the 'close' event and for errors.
-  struct CloseInfo {
-    std::string error_code;      // JS error code when the close is an error; empty otherwise
-    std::string error_message;
-    uint64_t quic_code = 0;      // the QUIC error code sent or received
-    std::string reason;
-    bool application = true;     // application vs transport error space
-    bool remote = false;
-    int system_error = 0;        // a libuv error code: the error is node:net-shaped (MakeSystemError)
-  };
-
   // JS methods.
   Napi::Value OpenStream(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
@@ -185,7 +161,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   std::string StartClient(const ClientOptions& client);
   bool RetryWithoutTicket(int error);
   void OnTicket(std::string session_data, uint32_t lifetime, bool early_data);
-  void Queue(Event event);
+  void Queue(events::Event event);
   void QueueStreamOpen(Stream* stream, bool early);
   void MarkSendable(Stream* stream);
   void MarkDirty();
@@ -198,7 +174,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   void HandleLibraryError(int error);
   void FailHttp3(int error);
   void SendConnectionClose(const ngtcp2_ccerr& error);
-  void Finish(CloseInfo info);
+  void Finish(events::Close info);
   void ThrowIfFinished(Napi::Env env) const;
 
   Engine* engine_ = nullptr;
@@ -217,7 +193,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
 
   std::map<int64_t, std::unique_ptr<Stream>> streams_;
   std::deque<int64_t> sendable_;
-  std::deque<Event> events_;
+  std::deque<events::Event> events_;
   bool streams_available_queued_ = false;
 
   std::unique_ptr<Http3Session> http3_;
@@ -240,7 +216,6 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   bool resumed_reported_ = false;
   ngtcp2_ccerr close_error_{};
   std::string close_reason_;
-  CloseInfo close_info_;
 
   Napi::ObjectReference owner_;
 };

@@ -1,0 +1,61 @@
+// The events native code delivers to a Connection, one function per kind (see
+// native/quic/connection_events.h, which lists the same kinds). Connection implements each under
+// its symbol; lib/binding.ts hands native code one small function per kind that calls it.
+import type { CloseInfo, HandshakeInfo, TicketRejectedReason } from './connection';
+
+export const kOnHandshake: unique symbol = Symbol('quicket.onHandshake');
+export const kOnResumed: unique symbol = Symbol('quicket.onResumed');
+export const kOnStreamOpen: unique symbol = Symbol('quicket.onStreamOpen');
+export const kOnStreamData: unique symbol = Symbol('quicket.onStreamData');
+export const kOnStreamReset: unique symbol = Symbol('quicket.onStreamReset');
+export const kOnStreamClose: unique symbol = Symbol('quicket.onStreamClose');
+export const kOnStreamDrain: unique symbol = Symbol('quicket.onStreamDrain');
+export const kOnStreamsAvailable: unique symbol = Symbol('quicket.onStreamsAvailable');
+export const kOnHeaders: unique symbol = Symbol('quicket.onHeaders');
+export const kOnTicket: unique symbol = Symbol('quicket.onTicket');
+export const kOnTicketRejected: unique symbol = Symbol('quicket.onTicketRejected');
+export const kOnEarlyDataRejected: unique symbol = Symbol('quicket.onEarlyDataRejected');
+export const kOnKeylog: unique symbol = Symbol('quicket.onKeylog');
+export const kOnClose: unique symbol = Symbol('quicket.onClose');
+
+/** @internal What a Connection owner must implement to hear from native code. */
+export interface NativeConnectionEvents {
+  [kOnHandshake](info: HandshakeInfo): void;
+  /** Server: the ClientHello's PSK was accepted (before any 0-RTT stream is delivered). */
+  [kOnResumed](): void;
+  [kOnStreamOpen](id: bigint, early: boolean): void;
+  /** Returns true when the bytes can be credited to flow control at once. */
+  [kOnStreamData](id: bigint, data: Buffer, fin: boolean): boolean;
+  [kOnStreamReset](id: bigint, code: number, stopSending: boolean): void;
+  [kOnStreamClose](id: bigint, code: number): void;
+  [kOnStreamDrain](id: bigint): void;
+  [kOnStreamsAvailable](): void;
+  /** HTTP/3 header fields as name/value pairs. */
+  [kOnHeaders](id: bigint, fields: string[], trailers: boolean): void;
+  [kOnTicket](sessionData: Buffer, transportParams: Buffer, lifetimeSeconds: number, earlyData: boolean): void;
+  [kOnTicketRejected](reason: TicketRejectedReason): void;
+  [kOnEarlyDataRejected](): void;
+  [kOnKeylog](line: Buffer): void;
+  [kOnClose](info: CloseInfo): void;
+}
+
+type Owner = NativeConnectionEvents;
+
+/** The per-kind functions native code calls, each with the connection's owner first. */
+export const nativeEventCallbacks = {
+  handshake: (owner: Owner, info: HandshakeInfo) => owner[kOnHandshake](info),
+  resumed: (owner: Owner) => owner[kOnResumed](),
+  streamOpen: (owner: Owner, id: bigint, early: boolean) => owner[kOnStreamOpen](id, early),
+  streamData: (owner: Owner, id: bigint, data: Buffer, fin: boolean) => owner[kOnStreamData](id, data, fin),
+  streamReset: (owner: Owner, id: bigint, code: number, stopSending: boolean) => owner[kOnStreamReset](id, code, stopSending),
+  streamClose: (owner: Owner, id: bigint, code: number) => owner[kOnStreamClose](id, code),
+  streamDrain: (owner: Owner, id: bigint) => owner[kOnStreamDrain](id),
+  streamsAvailable: (owner: Owner) => owner[kOnStreamsAvailable](),
+  headers: (owner: Owner, id: bigint, fields: string[], trailers: boolean) => owner[kOnHeaders](id, fields, trailers),
+  ticket: (owner: Owner, sessionData: Buffer, transportParams: Buffer, lifetimeSeconds: number, earlyData: boolean) =>
+    owner[kOnTicket](sessionData, transportParams, lifetimeSeconds, earlyData),
+  ticketRejected: (owner: Owner, reason: TicketRejectedReason) => owner[kOnTicketRejected](reason),
+  earlyDataRejected: (owner: Owner) => owner[kOnEarlyDataRejected](),
+  keylog: (owner: Owner, line: Buffer) => owner[kOnKeylog](line),
+  close: (owner: Owner, info: CloseInfo) => owner[kOnClose](info),
+};
