@@ -5,6 +5,8 @@
 
 #include "../addon.h"
 #include "../engine.h"
+#include "../application/http3_application.h"
+#include "../application/raw_application.h"
 #include "../tls/crypto.h"
 
 namespace quicket {
@@ -66,6 +68,7 @@ void Connection::InitCommon(Engine* engine, std::shared_ptr<TlsContext> ssl, con
   // The engine's socket alone keeps the loop alive (engine.unref() lets the process exit).
   uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
   timer_->data = this;
+  app_ = std::make_unique<RawApplication>(AsHost());
 }
 
 void Connection::FillCallbacks(ngtcp2_callbacks* callbacks, bool server) {
@@ -277,7 +280,7 @@ void Connection::OnHandshakeCompleted() {
   state_ = State::kEstablished;
   for (auto& [id, stream] : streams_) stream->send.Retain(false);
   if (!server_) http3_wanted_ = tls_->alpn() == "h3";
-  if (!http3_ && http3_wanted_) StartHttp3();
+  if (http3_wanted_) StartHttp3();
   if (!server_ && early_attempted_ && !tls_->early_data_accepted()) {
     // OpenSSL tells the client about 0-RTT only now; replay what the early streams carried.
     ReplayRejectedEarlyData();
@@ -298,20 +301,18 @@ void Connection::OnHandshakeCompleted() {
 void Connection::ReplayRejectedEarlyData() {
   early_rejected_ = true;
   // ngtcp2 forgets every stream it had; keep ours (their bytes were never acknowledged).
-  std::map<int64_t, std::unique_ptr<Stream>> early_streams;
-  early_streams.swap(streams_);
-  sendable_.clear();
+  StreamTable::Map early_streams = streams_.TakeAll();
   ngtcp2_conn_tls_early_data_rejected(conn_);
   // HTTP/3 state (control streams, QPACK) went with the streams: start afresh.
-  bool http3 = http3_ != nullptr;
-  http3_.reset();
+  bool http3 = app_->http3();
+  app_ = std::make_unique<RawApplication>(AsHost());
   Reopen(std::move(early_streams), http3);
   Queue(events::EarlyDataRejected{});
 }
 
 // Streams whose bytes never reached the peer's application reopen here with the same IDs (opened
 // in the same order) and send again from their first byte; HTTP/3 requests are resubmitted.
-void Connection::Reopen(std::map<int64_t, std::unique_ptr<Stream>> streams, bool http3) {
+void Connection::Reopen(StreamTable::Map streams, bool http3) {
   if (http3 && !StartHttp3()) {
     HandleLibraryError(NGTCP2_ERR_INTERNAL);
     return;
@@ -332,12 +333,11 @@ void Connection::Reopen(std::map<int64_t, std::unique_ptr<Stream>> streams, bool
     stream->fin_sent = false;
     stream->blocked = false;
     stream->queued = false;
-    Stream* raw = stream.get();
-    streams_.emplace(id, std::move(stream));
-    if (http3_) {
-      http3_->SubmitRequest(id, raw->request_headers, true);
+    Stream* reopened_stream = streams_.Add(std::move(stream));
+    if (Http3Application* h3 = http3_application()) {
+      h3->SubmitRequest(id, reopened_stream->request_headers);
     } else {
-      MarkSendable(raw);
+      app_->Resume(reopened_stream);
     }
   }
   MarkDirty();
@@ -356,11 +356,11 @@ int Connection::StreamOpened(ngtcp2_conn*, int64_t stream_id, void* user) {
   auto* self = static_cast<Connection*>(user);
   auto stream = std::make_unique<Stream>();
   stream->id = stream_id;
-  self->streams_.emplace(stream_id, std::move(stream));
+  self->streams_.Add(std::move(stream));
   return 0;
 }
 
-void Connection::QueueStreamOpen(Stream* stream, bool early) {
+void Connection::Announce(Stream* stream, bool early) {
   if (stream->local || stream->announced) return;
   stream->announced = true;
   stream->early = early;
@@ -370,26 +370,12 @@ void Connection::QueueStreamOpen(Stream* stream, bool early) {
 int Connection::ReceiveStreamData(ngtcp2_conn*, uint32_t flags, int64_t stream_id, uint64_t,
                                   const uint8_t* data, size_t datalen, void* user, void*) {
   auto* self = static_cast<Connection*>(user);
-  Stream* stream = self->FindStream(stream_id);
+  Stream* stream = self->streams_.Find(stream_id);
   if (!stream) return 0;
   bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
   bool early = (flags & NGTCP2_STREAM_DATA_FLAG_0RTT) != 0;
-  stream->received += datalen;
-  if (!self->http3_ && self->http3_wanted_) self->StartHttp3();
-  if (!self->http3_) {
-    self->QueueStreamOpen(stream, early);
-    self->QueueData(stream_id, data, datalen, fin);
-    return 0;
-  }
-  // HTTP/3: requests are bidirectional streams; the unidirectional ones belong to nghttp3.
-  if ((stream_id & 0x2) == 0) self->QueueStreamOpen(stream, early);
-  int64_t consumed = self->http3_->Read(stream_id, data, datalen, fin);
-  if (consumed < 0) {
-    self->FailHttp3(static_cast<int>(consumed));
-    return NGTCP2_ERR_CALLBACK_FAILURE;
-  }
-  self->Credit(stream_id, static_cast<size_t>(consumed));
-  return 0;
+  if (self->http3_wanted_) self->StartHttp3();
+  return self->app_->ReceiveStreamData(stream, stream_id, data, datalen, fin, early);
 }
 
 // Consecutive data for one stream is coalesced into one JS call per loop turn.
@@ -404,37 +390,22 @@ void Connection::QueueData(int64_t stream_id, const uint8_t* data, size_t length
 }
 
 bool Connection::StartHttp3() {
-  if (http3_) return true;
-  if (ngtcp2_conn_get_streams_uni_left(conn_) < 3) return false;
-  auto session = std::make_unique<Http3Session>(static_cast<Http3Session::Host*>(this), server_);
-  if (session->Start() != 0) return false;
-  http3_ = std::move(session);
-  MarkDirty();
+  if (app_->http3()) return true;
+  std::unique_ptr<Http3Application> h3 = Http3Application::Start(this, server_);
+  if (!h3) return false;
+  app_ = std::move(h3);
   return true;
 }
 
-void Connection::FailHttp3(int error) {
-  http3_failed_ = true;
+Http3Application* Connection::http3_application() {
+  return app_->http3() ? static_cast<Http3Application*>(app_.get()) : nullptr;
+}
+
+void Connection::FailApplication(uint64_t code) {
+  app_failed_ = true;
   ngtcp2_ccerr_default(&close_error_);
-  ngtcp2_ccerr_set_application_error(&close_error_, nghttp3_err_infer_quic_app_error_code(error), nullptr, 0);
+  ngtcp2_ccerr_set_application_error(&close_error_, code, nullptr, 0);
 }
-
-StreamBuffer* Connection::Body(int64_t stream_id, bool* ended) {
-  Stream* stream = FindStream(stream_id);
-  if (!stream) return nullptr;
-  *ended = stream->fin_requested;
-  return &stream->send;
-}
-
-void Connection::OnHeaders(int64_t stream_id, std::vector<std::string> headers, bool trailers) {
-  Queue(events::Headers{stream_id, std::move(headers), trailers});
-}
-
-void Connection::OnBodyData(int64_t stream_id, const uint8_t* data, size_t length) {
-  QueueData(stream_id, data, length, false);
-}
-
-void Connection::OnEndStream(int64_t stream_id) { QueueData(stream_id, nullptr, 0, true); }
 
 void Connection::Credit(int64_t stream_id, size_t bytes) {
   if (bytes == 0) return;
@@ -445,14 +416,9 @@ void Connection::Credit(int64_t stream_id, size_t bytes) {
 int Connection::AckedStreamData(ngtcp2_conn*, int64_t stream_id, uint64_t offset, uint64_t datalen,
                                 void* user, void*) {
   auto* self = static_cast<Connection*>(user);
-  if (self->http3_) {
-    int rv = nghttp3_conn_add_ack_offset(self->http3_->get(), stream_id, datalen);
-    if (rv != 0) return NGTCP2_ERR_CALLBACK_FAILURE;
-  }
-  Stream* stream = self->FindStream(stream_id);
-  if (!stream) return 0;
-  if (!self->http3_) stream->send.Acknowledge(offset, datalen);
-  if (stream->drain_wanted && stream->send.buffered_bytes() < kDrainThreshold) {
+  Stream* stream = self->streams_.Find(stream_id);
+  if (int rv = self->app_->AckedStreamData(stream, stream_id, offset, datalen); rv != 0) return rv;
+  if (stream && stream->drain_wanted && stream->send.buffered_bytes() < kDrainThreshold) {
     stream->drain_wanted = false;
     self->Queue(events::StreamDrain{stream_id});
   }
@@ -462,24 +428,17 @@ int Connection::AckedStreamData(ngtcp2_conn*, int64_t stream_id, uint64_t offset
 int Connection::StreamClosed(ngtcp2_conn* conn, uint32_t flags, int64_t stream_id, uint64_t app_error_code,
                              void* user, void*) {
   auto* self = static_cast<Connection*>(user);
-  uint64_t code = (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) ? app_error_code : 0;
-  if (self->http3_) {
-    if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET)) code = NGHTTP3_H3_NO_ERROR;
-    int rv = nghttp3_conn_close_stream(self->http3_->get(), stream_id, code);
-    if (rv != 0 && rv != NGHTTP3_ERR_STREAM_NOT_FOUND) {
-      self->FailHttp3(rv);
-      return NGTCP2_ERR_CALLBACK_FAILURE;
-    }
-    // For HTTP/3 a clean close is H3_NO_ERROR; report it as 0 like a raw stream.
-    if (code == NGHTTP3_H3_NO_ERROR) code = 0;
+  uint64_t code = app_error_code;
+  bool code_set = (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) != 0;
+  if (int rv = self->app_->StreamClosed(stream_id, code_set, &code); rv != 0) return rv;
+  Stream* stream = self->streams_.Find(stream_id);
+  if (!stream) return 0;
+  if (!self->app_->IsOwnStream(stream_id)) {
+    self->Announce(stream, false);
+    self->Queue(events::StreamClose{stream_id, code});
   }
-  auto it = self->streams_.find(stream_id);
-  if (it == self->streams_.end()) return 0;
-  bool internal = self->http3_ && (stream_id & 0x2);
-  if (!internal) self->QueueStreamOpen(it->second.get(), false);
-  if (!internal) self->Queue(events::StreamClose{stream_id, code});
   bool remote = ngtcp2_conn_is_local_stream(conn, stream_id) == 0;
-  self->streams_.erase(it);
+  self->streams_.Erase(stream_id);
   // A closed peer stream frees a slot: let the peer open another.
   if (remote) {
     if (stream_id & 0x2) {
@@ -494,9 +453,8 @@ int Connection::StreamClosed(ngtcp2_conn* conn, uint32_t flags, int64_t stream_i
 int Connection::StreamReset(ngtcp2_conn*, int64_t stream_id, uint64_t, uint64_t app_error_code, void* user,
                             void*) {
   auto* self = static_cast<Connection*>(user);
-  if (self->http3_) nghttp3_conn_shutdown_stream_read(self->http3_->get(), stream_id);
-  Stream* stream = self->FindStream(stream_id);
-  if (stream) self->QueueStreamOpen(stream, false);
+  self->app_->StreamReset(stream_id);
+  if (Stream* stream = self->streams_.Find(stream_id)) self->Announce(stream, false);
   self->Queue(events::StreamReset{stream_id, app_error_code, false});
   return 0;
 }
@@ -504,9 +462,8 @@ int Connection::StreamReset(ngtcp2_conn*, int64_t stream_id, uint64_t, uint64_t 
 int Connection::StreamStopSending(ngtcp2_conn*, int64_t stream_id, uint64_t app_error_code, void* user,
                                   void*) {
   auto* self = static_cast<Connection*>(user);
-  if (self->http3_) nghttp3_conn_shutdown_stream_read(self->http3_->get(), stream_id);
-  Stream* stream = self->FindStream(stream_id);
-  if (stream) self->QueueStreamOpen(stream, false);
+  self->app_->StreamReset(stream_id);
+  if (Stream* stream = self->streams_.Find(stream_id)) self->Announce(stream, false);
   // ngtcp2 answers STOP_SENDING with RESET_STREAM itself; JS learns the write side is gone.
   self->Queue(events::StreamReset{stream_id, app_error_code, true});
   return 0;
@@ -523,22 +480,13 @@ int Connection::ExtendMaxLocalStreams(ngtcp2_conn*, uint64_t, void* user) {
 
 int Connection::ExtendMaxRemoteStreamsBidi(ngtcp2_conn*, uint64_t max_streams, void* user) {
   auto* self = static_cast<Connection*>(user);
-  if (self->http3_) nghttp3_conn_set_max_client_streams_bidi(self->http3_->get(), max_streams);
+  self->app_->ExtendMaxRemoteStreamsBidi(max_streams);
   return 0;
 }
 
 int Connection::ExtendMaxStreamData(ngtcp2_conn*, int64_t stream_id, uint64_t, void* user, void*) {
   auto* self = static_cast<Connection*>(user);
-  if (self->http3_) {
-    nghttp3_conn_unblock_stream(self->http3_->get(), stream_id);
-    self->MarkDirty();
-    return 0;
-  }
-  Stream* stream = self->FindStream(stream_id);
-  if (stream && stream->blocked) {
-    stream->blocked = false;
-    self->MarkSendable(stream);
-  }
+  self->app_->ExtendMaxStreamData(self->streams_.Find(stream_id), stream_id);
   return 0;
 }
 
@@ -562,39 +510,13 @@ void Connection::MarkDirty() {
   if (engine_ && state_ != State::kFinished && state_ != State::kTerminated) engine_->MarkDirty(this);
 }
 
-void Connection::MarkSendable(Stream* stream) {
-  if (stream->queued || stream->blocked) return;
-  if (stream->send.unsent_bytes() == 0 && !(stream->fin_requested && !stream->fin_sent)) return;
-  stream->queued = true;
-  sendable_.push_back(stream->id);
-  MarkDirty();
-}
-
-Connection::Stream* Connection::FindStream(int64_t id) {
-  auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : it->second.get();
-}
-
-Connection::Stream* Connection::NextSendable() {
-  while (!sendable_.empty()) {
-    Stream* stream = FindStream(sendable_.front());
-    if (stream && !stream->blocked &&
-        (stream->send.unsent_bytes() > 0 || (stream->fin_requested && !stream->fin_sent))) {
-      return stream;
-    }
-    if (stream) stream->queued = false;
-    sendable_.pop_front();
-  }
-  return nullptr;
-}
-
 // A graceful close may send CONNECTION_CLOSE once every stream has finished on its own and the
 // peer has acknowledged every packet that carried something: stream data and FINs, and HTTP/3's
 // HEADERS and GOAWAY (which live in nghttp3, not in our buffers). Or once its deadline passed.
 bool Connection::GracefulCloseDone(uint64_t now) const {
   if (now >= close_deadline_) return true;
   for (const auto& [id, stream] : streams_) {
-    if (http3_ && (id & 0x2)) continue;  // HTTP/3's control and QPACK streams live as long as it
+    if (app_->IsOwnStream(id)) continue;  // HTTP/3's control and QPACK streams live as long as it
     return false;
   }
   ngtcp2_conn_info info;
@@ -624,128 +546,70 @@ void Connection::Flush() {
   ScheduleTimer();
 }
 
-// Writes up to kMaxPacketsPerFlush packets; stream data comes from nghttp3 for HTTP/3, else from
-// the streams' own buffers, round-robin. Returns 0 or a fatal ngtcp2/nghttp3 error.
-int Connection::WritePackets(ngtcp2_path_storage* ps, uint64_t ts) {
-  // Packets are written back to back into one buffer and leave in GSO batches: equal-sized
-  // packets, the last of a batch possibly shorter.
-  uint8_t* batch = engine_->send_buffer();
-  size_t packet_size = ngtcp2_conn_get_max_tx_udp_payload_size(conn_);
-  size_t batched = 0;
-  size_t segment = 0;
-  auto send_batch = [&] {
-    if (batched > 0) engine_->SendBatch(batch, batched, segment, ps->path.remote.addr);
-    batched = 0;
-    segment = 0;
-  };
-  // A client still handshaking first writes handshake packets alone: ngtcp2 1.11 otherwise
-  // coalesces a retransmitted Initial with 0-RTT data into a datagram under 1200 bytes, which
-  // servers must drop (RFC 9000 §14.1), so a lost first flight never recovered.
-  bool handshake_packets_first = !server_ && state_ == State::kHandshaking;
-  for (size_t sent = 0; sent < kMaxPacketsPerFlush;) {
-    uint8_t* packet = batch + batched;
-    size_t max_size = std::min(packet_size, Engine::kSendBufferSize - batched);
-    ngtcp2_vec vecs[16];
-    size_t count = 0;
-    uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
-    int64_t stream_id = -1;
-    Stream* stream = nullptr;
-    if (handshake_packets_first) {
-      flags = NGTCP2_WRITE_STREAM_FLAG_NONE;
-    } else if (http3_) {
-      int fin = 0;
-      if (ngtcp2_conn_get_max_data_left(conn_) > 0) {
-        nghttp3_ssize n = nghttp3_conn_writev_stream(http3_->get(), &stream_id, &fin,
-                                                     reinterpret_cast<nghttp3_vec*>(vecs), 16);
-        if (n < 0) {
-          FailHttp3(static_cast<int>(n));
-          return NGTCP2_ERR_CALLBACK_FAILURE;
-        }
-        count = static_cast<size_t>(n);
-      }
-      if (fin) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
-    } else if ((stream = NextSendable())) {
-      stream_id = stream->id;
-      count = stream->send.Unsent(vecs, 16);
-      uint64_t offered = 0;
-      for (size_t i = 0; i < count; i++) offered += vecs[i].len;
-      // FIN may ride along only when every remaining byte is offered in this call.
-      if (stream->fin_requested && offered == stream->send.unsent_bytes()) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
-    }
-    ngtcp2_ssize written_data = -1;
+namespace {
+// Packets are written back to back into the engine's send buffer and leave in GSO batches:
+// equal-sized packets, the last of a batch possibly shorter.
+class PacketBatch : public Application::PacketSink {
+ public:
+  PacketBatch(ngtcp2_conn* conn, Engine* engine, ngtcp2_path_storage* ps, uint64_t ts)
+      : conn_(conn), engine_(engine), ps_(ps), ts_(ts), batch_(engine->send_buffer()),
+        packet_size_(ngtcp2_conn_get_max_tx_udp_payload_size(conn)) {}
+  ~PacketBatch() override { Send(); }
+
+  ngtcp2_ssize Write(const Application::Chunk& chunk, uint32_t flags, ngtcp2_ssize* accepted) override {
     ngtcp2_pkt_info info{};
-    ngtcp2_ssize n = ngtcp2_conn_writev_stream(conn_, &ps->path, &info, packet, max_size, &written_data, flags,
-                                               stream_id, vecs, count, ts);
-    if (n < 0) {
-      switch (n) {
-        case NGTCP2_ERR_STREAM_DATA_BLOCKED:
-          if (http3_) {
-            nghttp3_conn_block_stream(http3_->get(), stream_id);
-          } else {
-            stream->blocked = true;
-            stream->queued = false;
-            sendable_.pop_front();
-          }
-          continue;
-        case NGTCP2_ERR_STREAM_SHUT_WR:
-        case NGTCP2_ERR_STREAM_NOT_FOUND:
-          if (http3_) {
-            nghttp3_conn_shutdown_stream_write(http3_->get(), stream_id);
-          } else {
-            stream->queued = false;
-            sendable_.pop_front();
-          }
-          continue;
-        case NGTCP2_ERR_WRITE_MORE:
-          if (http3_) {
-            if (int rv = nghttp3_conn_add_write_offset(http3_->get(), stream_id, written_data); rv != 0) {
-              FailHttp3(rv);
-              return NGTCP2_ERR_CALLBACK_FAILURE;
-            }
-          } else {
-            stream->send.MarkSent(written_data);
-            if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && stream->send.unsent_bytes() == 0) stream->fin_sent = true;
-            // Rotate so many streams share the packets fairly.
-            sendable_.pop_front();
-            stream->queued = false;
-            MarkSendable(stream);
-          }
-          continue;
-        default:
-          return static_cast<int>(n);
-      }
-    }
-    if (written_data >= 0) {
-      if (http3_) {
-        if (int rv = nghttp3_conn_add_write_offset(http3_->get(), stream_id, written_data); rv != 0) {
-          FailHttp3(rv);
-          return NGTCP2_ERR_CALLBACK_FAILURE;
-        }
-      } else if (stream) {
-        stream->send.MarkSent(written_data);
-        if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && stream->send.unsent_bytes() == 0) stream->fin_sent = true;
-      }
-    }
-    if (handshake_packets_first) {
-      handshake_packets_first = false;
-      if (n == 0) continue;  // nothing of the handshake pending: go on with stream data
-    }
-    if (n == 0) break;
-    sent++;
-    if (segment != 0 && static_cast<size_t>(n) > segment) {
-      // Only the last packet of a batch may differ: this one starts the next batch.
-      engine_->SendBatch(batch, batched, segment, ps->path.remote.addr);
-      memmove(batch, packet, n);
-      batched = 0;
-      segment = 0;
-    }
-    if (segment == 0) segment = n;
-    batched += n;
-    if (static_cast<size_t>(n) < segment || Engine::kSendBufferSize - batched < packet_size) send_batch();
-    if (sent == kMaxPacketsPerFlush) MarkDirty();  // more may be waiting: continue next turn
+    size_t max_size = std::min(packet_size_, Engine::kSendBufferSize - batched_);
+    return ngtcp2_conn_writev_stream(conn_, &ps_->path, &info, batch_ + batched_, max_size, accepted, flags,
+                                     chunk.stream_id, chunk.vecs, chunk.count, ts_);
   }
-  send_batch();
-  return 0;
+
+  void Sent(size_t n) override {
+    uint8_t* packet = batch_ + batched_;
+    if (segment_ != 0 && n > segment_) {
+      // Only the last packet of a batch may differ: this one starts the next batch.
+      engine_->SendBatch(batch_, batched_, segment_, ps_->path.remote.addr);
+      memmove(batch_, packet, n);
+      batched_ = 0;
+      segment_ = 0;
+    }
+    if (segment_ == 0) segment_ = n;
+    batched_ += n;
+    if (n < segment_ || Engine::kSendBufferSize - batched_ < packet_size_) Send();
+  }
+
+ private:
+  void Send() {
+    if (batched_ > 0) engine_->SendBatch(batch_, batched_, segment_, ps_->path.remote.addr);
+    batched_ = 0;
+    segment_ = 0;
+  }
+
+  ngtcp2_conn* conn_;
+  Engine* engine_;
+  ngtcp2_path_storage* ps_;
+  uint64_t ts_;
+  uint8_t* batch_;
+  size_t packet_size_;
+  size_t batched_ = 0;
+  size_t segment_ = 0;
+};
+}  // namespace
+
+// Writes up to kMaxPacketsPerFlush packets, the application choosing the stream data. Returns 0
+// or a fatal ngtcp2/nghttp3 error.
+int Connection::WritePackets(ngtcp2_path_storage* ps, uint64_t ts) {
+  // A client still handshaking first writes handshake packets alone: ngtcp2 1.11 otherwise
+  // coalesced a retransmitted Initial with 0-RTT data into a datagram under 1200 bytes, which
+  // servers must drop (RFC 9000 §14.1), so a lost first flight never recovered.
+  bool handshake_first = !server_ && state_ == State::kHandshaking;
+  bool more = false;
+  int rv;
+  {
+    PacketBatch batch(conn_, engine_, ps, ts);
+    rv = app_->SendPackets(&batch, kMaxPacketsPerFlush, handshake_first, &more);
+  }
+  if (rv == 0 && more) MarkDirty();  // more may be waiting: continue next turn
+  return rv;
 }
 
 void Connection::ScheduleTimer() {
@@ -820,16 +684,14 @@ bool Connection::RetryWithoutTicket(int error) {
   // handshake (without remembered limits nothing can be sent before it).
   for (const auto& cid : cids_) engine_->RemoveConnectionId(cid);
   cids_.clear();
-  for (auto& [id, stream] : streams_) {
-    if (http3_ && (id & 0x2)) continue;  // HTTP/3's own streams start afresh with it
+  for (auto& [id, stream] : streams_.TakeAll()) {
+    if (app_->IsOwnStream(id)) continue;  // HTTP/3's own streams start afresh with it
     stream->send.Restart();  // 0-RTT bytes were retained, acknowledged or not
     stream->send.Retain(false);  // no second retry
     retried_streams_.emplace(id, std::move(stream));
   }
-  streams_.clear();
-  sendable_.clear();
-  retried_http3_ = http3_ != nullptr;
-  http3_.reset();
+  retried_http3_ = app_->http3();
+  app_ = std::make_unique<RawApplication>(AsHost());
   tls_.reset();
   ngtcp2_conn_del(conn_);
   conn_ = nullptr;
@@ -900,7 +762,7 @@ void Connection::HandleLibraryError(int error) {
     default: {
       ngtcp2_ccerr ccerr;
       ngtcp2_ccerr_default(&ccerr);
-      if (http3_failed_) {
+      if (app_failed_) {
         ccerr = close_error_;
         info.application = true;
         info.error_code = "ERR_QUIC_HTTP3";
@@ -956,8 +818,7 @@ void Connection::Terminate() {
     uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* handle) { delete reinterpret_cast<uv_timer_t*>(handle); });
     timer_ = nullptr;
   }
-  streams_.clear();
-  sendable_.clear();
+  streams_.TakeAll();
   tls_.reset();
   if (conn_) {
     ngtcp2_conn_del(conn_);
@@ -1025,7 +886,7 @@ Napi::Value Connection::OpenStream(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ThrowIfFinished(env);
   // nghttp3 owns every stream of an HTTP/3 connection: a raw one would confuse the peer.
-  if (http3_ || http3_wanted_) {
+  if (app_->http3() || http3_wanted_) {
     ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_HTTP3_CONNECTION", "this connection speaks HTTP/3: use request()");
   }
   Stream* stream = OpenLocalStream(env, info[0].ToBoolean());
@@ -1034,7 +895,7 @@ Napi::Value Connection::OpenStream(const Napi::CallbackInfo& info) {
 }
 
 // Opens a stream of ours; null while the peer's stream limit is reached.
-Connection::Stream* Connection::OpenLocalStream(Napi::Env env, bool bidi) {
+Stream* Connection::OpenLocalStream(Napi::Env env, bool bidi) {
   int64_t id = -1;
   int rv = bidi ? ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr) : ngtcp2_conn_open_uni_stream(conn_, &id, nullptr);
   if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return nullptr;
@@ -1046,7 +907,7 @@ Connection::Stream* Connection::OpenLocalStream(Napi::Env env, bool bidi) {
   stream->early = state_ == State::kHandshaking;
   // A resumption attempt's early bytes must survive a retry (RetryWithoutTicket).
   if (stream->early && !client_.session_data.empty()) stream->send.Retain(true);
-  return streams_.emplace(id, std::move(stream)).first->second.get();
+  return streams_.Add(std::move(stream));
 }
 
 Napi::Value Connection::Write(const Napi::CallbackInfo& info) {
@@ -1055,19 +916,14 @@ Napi::Value Connection::Write(const Napi::CallbackInfo& info) {
   // queued 'close' ends the stream the way the connection ended; a write now is not a new failure.
   if (state_ == State::kFinished) return Napi::Number::New(env, 0);
   ThrowIfFinished(env);
-  Stream* stream = FindStream(StreamIdArg(info, 0));
+  Stream* stream = streams_.Find(StreamIdArg(info, 0));
   if (!stream) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_STREAM_CLOSED", "the stream is closed");
   if (info[1].IsTypedArray()) {
     Napi::Uint8Array bytes = info[1].As<Napi::Uint8Array>();
     stream->send.Append(bytes.Data(), bytes.ByteLength());
   }
   if (info[2].ToBoolean()) stream->fin_requested = true;
-  if (http3_) {
-    http3_->Resume(stream->id);
-    MarkDirty();
-  } else {
-    MarkSendable(stream);
-  }
+  app_->Resume(stream);
   uint64_t buffered = stream->send.buffered_bytes();
   stream->drain_wanted = buffered >= kDrainThreshold;
   return Napi::Number::New(env, static_cast<double>(buffered >= kDrainThreshold ? buffered : 0));
@@ -1077,7 +933,7 @@ void Connection::ShutdownStream(const Napi::CallbackInfo& info) {
   if (state_ == State::kFinished || state_ == State::kTerminated) return;
   int64_t id = StreamIdArg(info, 0);
   uint64_t code = static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value());
-  if (!FindStream(id)) return;
+  if (!streams_.Find(id)) return;
   ngtcp2_conn_shutdown_stream(conn_, 0, id, code);
   MarkDirty();
 }
@@ -1100,8 +956,8 @@ void Connection::Close(const Napi::CallbackInfo& info) {
   ngtcp2_ccerr_set_application_error(&close_error_, code, reinterpret_cast<const uint8_t*>(close_reason_.data()),
                                      close_reason_.size());
   close_requested_ = true;
-  if (http3_ && state_ == State::kEstablished) {
-    http3_->Shutdown();  // GOAWAY first
+  if (app_->http3() && state_ == State::kEstablished) {
+    app_->Shutdown();  // GOAWAY first
     ngtcp2_ccerr_set_application_error(&close_error_, code == 0 ? NGHTTP3_H3_NO_ERROR : code,
                                        reinterpret_cast<const uint8_t*>(close_reason_.data()), close_reason_.size());
   }
@@ -1160,7 +1016,7 @@ std::vector<std::string> HeaderList(const Napi::Value& value) {
 Napi::Value Connection::SubmitRequest(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ThrowIfFinished(env);
-  if (!http3_) {
+  if (!app_->http3()) {
     // Before the handshake a client that also offered other protocols does not know yet.
     bool undecided = !server_ && state_ == State::kHandshaking &&
                      std::find(client_.alpn.begin(), client_.alpn.end(), "h3") != client_.alpn.end();
@@ -1173,7 +1029,7 @@ Napi::Value Connection::SubmitRequest(const Napi::CallbackInfo& info) {
   Stream* stream = OpenLocalStream(env, true);
   if (!stream) return env.Null();
   stream->request_headers = HeaderList(info[0]);
-  if (int rv = http3_->SubmitRequest(stream->id, stream->request_headers, true); rv != 0) {
+  if (int rv = http3_application()->SubmitRequest(stream->id, stream->request_headers); rv != 0) {
     ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_HTTP3", nghttp3_strerror(rv));
   }
   MarkDirty();
@@ -1185,8 +1041,9 @@ void Connection::SubmitResponse(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ThrowIfFinished(env);
   int64_t id = StreamIdArg(info, 0);
-  if (!http3_ || !FindStream(id)) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_STREAM_CLOSED", "the stream is closed");
-  int rv = http3_->SubmitResponse(id, HeaderList(info[1]), true);
+  Http3Application* h3 = http3_application();
+  if (!h3 || !streams_.Find(id)) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_STREAM_CLOSED", "the stream is closed");
+  int rv = h3->SubmitResponse(id, HeaderList(info[1]));
   if (rv != 0) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_HTTP3", nghttp3_strerror(rv));
   MarkDirty();
 }

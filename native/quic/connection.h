@@ -20,14 +20,15 @@
 #include <vector>
 
 #include "../common.h"
-#include "../http3/http3_session.h"
-#include "../streams/stream_buffer.h"
+#include "../application/application.h"
+#include "../streams/stream_table.h"
 #include "../tls/tls_session.h"
 #include "connection_events.h"
 
 namespace quicket {
 
 class Engine;
+class Http3Application;
 
 struct TransportOptions {
   uint64_t idle_timeout_ms = 30000;
@@ -47,7 +48,7 @@ struct ClientOptions {
   bool early_data = true;
 };
 
-class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Host {
+class Connection : public Napi::ObjectWrap<Connection>, private Application::Host {
  public:
   static Napi::Function Init(Napi::Env env);
   explicit Connection(const Napi::CallbackInfo& info);
@@ -82,21 +83,6 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
  private:
   enum class State { kHandshaking, kEstablished, kFinished, kTerminated };
 
-  struct Stream {
-    int64_t id = -1;
-    StreamBuffer send;
-    bool local = false;
-    bool early = false;        // opened (client) or first received (server) as 0-RTT
-    bool announced = false;    // remote stream: JS has been told it exists
-    bool fin_requested = false;
-    bool fin_sent = false;
-    bool blocked = false;      // waiting for the peer's MAX_STREAM_DATA
-    bool queued = false;       // present in sendable_
-    bool drain_wanted = false; // JS holds a write callback until the buffer drains
-    uint64_t received = 0;
-    std::vector<std::string> request_headers;  // HTTP/3 client: resubmitted after 0-RTT rejection
-  };
-
   // JS methods.
   Napi::Value OpenStream(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
@@ -110,17 +96,20 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   Napi::Value SubmitRequest(const Napi::CallbackInfo& info);
   void SubmitResponse(const Napi::CallbackInfo& info);
 
-  // Http3Session::Host
+  // Application::Host
   ngtcp2_conn* quic() override { return conn_; }
-  StreamBuffer* Body(int64_t stream_id, bool* ended) override;
-  void OnHeaders(int64_t stream_id, std::vector<std::string> headers, bool trailers) override;
-  void OnBodyData(int64_t stream_id, const uint8_t* data, size_t length) override;
-  void OnEndStream(int64_t stream_id) override;
-  void OnHttp3StreamClose(int64_t stream_id, uint64_t code) override {}
+  StreamTable& streams() override { return streams_; }
+  void Queue(events::Event event) override;
+  void Announce(Stream* stream, bool early) override;
+  void QueueData(int64_t stream_id, const uint8_t* data, size_t length, bool fin) override;
+  void MarkDirty() override;
   void Credit(int64_t stream_id, size_t bytes) override;
+  void FailApplication(uint64_t code) override;
+
   // Starts HTTP/3 once the ALPN is h3 and the peer allows its three unidirectional streams.
   bool StartHttp3();
-  void QueueData(int64_t stream_id, const uint8_t* data, size_t length, bool fin);
+  Http3Application* http3_application();  // null unless the application is HTTP/3
+  Application::Host* AsHost() { return this; }
   int WritePackets(ngtcp2_path_storage* ps, uint64_t ts);
 
   // ngtcp2 callbacks (user_data is the Connection).
@@ -157,22 +146,15 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   void FillTransportParams(ngtcp2_transport_params* params, const TransportOptions& transport);
   void OnHandshakeCompleted();
   void ReplayRejectedEarlyData();
-  void Reopen(std::map<int64_t, std::unique_ptr<Stream>> streams, bool http3);
+  void Reopen(StreamTable::Map streams, bool http3);
   std::string StartClient(const ClientOptions& client);
   bool RetryWithoutTicket(int error);
   void OnTicket(std::string session_data, uint32_t lifetime, bool early_data);
-  void Queue(events::Event event);
-  void QueueStreamOpen(Stream* stream, bool early);
-  void MarkSendable(Stream* stream);
-  void MarkDirty();
-  Stream* FindStream(int64_t id);
   Stream* OpenLocalStream(Napi::Env env, bool bidi);
   void LogKeys(bool on);
-  Stream* NextSendable();
   bool GracefulCloseDone(uint64_t now) const;
   void ScheduleTimer();
   void HandleLibraryError(int error);
-  void FailHttp3(int error);
   void SendConnectionClose(const ngtcp2_ccerr& error);
   void Finish(events::Close info);
   void ThrowIfFinished(Napi::Env env) const;
@@ -191,14 +173,13 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   ngtcp2_path path_{};
   std::vector<ngtcp2_cid> cids_;  // every CID routed to us by the engine
 
-  std::map<int64_t, std::unique_ptr<Stream>> streams_;
-  std::deque<int64_t> sendable_;
+  StreamTable streams_;
   std::deque<events::Event> events_;
   bool streams_available_queued_ = false;
 
-  std::unique_ptr<Http3Session> http3_;
-  bool http3_wanted_ = false;  // client offered only h3; server negotiated h3
-  bool http3_failed_ = false;  // close_error_ holds the HTTP/3 error to send
+  std::unique_ptr<Application> app_;  // raw streams until HTTP/3 starts
+  bool http3_wanted_ = false;  // client offered only h3 (or negotiated it); server negotiated h3
+  bool app_failed_ = false;    // close_error_ holds the application's error to send
   bool peer_verified_ = false;
   bool early_attempted_ = false;
   // Client: what connect() asked for (RetryWithoutTicket starts over from it), and the streams of
@@ -207,7 +188,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Http3Session::Ho
   ClientOptions client_;
   bool retried_ = false;
   bool retried_http3_ = false;
-  std::map<int64_t, std::unique_ptr<Stream>> retried_streams_;
+  StreamTable::Map retried_streams_;
   bool want_keylog_ = false;
   bool early_rejected_ = false;
   bool want_tickets_ = false;

@@ -1,0 +1,54 @@
+#include "stream_table.h"
+
+namespace quicket {
+
+Stream* StreamTable::Find(int64_t id) const {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+Stream* StreamTable::Add(std::unique_ptr<Stream> stream) {
+  int64_t id = stream->id;
+  return streams_.insert_or_assign(id, std::move(stream)).first->second.get();
+}
+
+void StreamTable::Erase(int64_t id) { streams_.erase(id); }
+
+StreamTable::Map StreamTable::TakeAll() {
+  Map all;
+  all.swap(streams_);
+  sendable_.clear();
+  return all;
+}
+
+bool StreamTable::MarkSendable(Stream* stream) {
+  if (stream->queued || stream->blocked || !stream->has_unsent()) return false;
+  stream->queued = true;
+  sendable_.push_back(stream->id);
+  return true;
+}
+
+Stream* StreamTable::NextSendable() {
+  while (!sendable_.empty()) {
+    Stream* stream = Find(sendable_.front());
+    if (stream && !stream->blocked && stream->has_unsent()) return stream;
+    if (stream) stream->queued = false;
+    sendable_.pop_front();
+  }
+  return nullptr;
+}
+
+void StreamTable::RotateSendable() {
+  Stream* stream = Find(sendable_.front());
+  sendable_.pop_front();
+  if (!stream) return;
+  stream->queued = false;
+  MarkSendable(stream);
+}
+
+void StreamTable::DropSendable() {
+  if (Stream* stream = Find(sendable_.front())) stream->queued = false;
+  sendable_.pop_front();
+}
+
+}  // namespace quicket
