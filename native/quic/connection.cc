@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "../addon.h"
 #include "../engine.h"
 #include "../application/http3_application.h"
 #include "../application/raw_application.h"
@@ -27,31 +26,8 @@ bool RandomCid(ngtcp2_cid* cid, size_t length) {
   return RandomBytes(cid->data, length);
 }
 
-Napi::Value BigIntOf(Napi::Env env, int64_t value) { return Napi::BigInt::New(env, value); }
 
-int64_t StreamIdArg(const Napi::CallbackInfo& info, size_t index) {
-  bool lossless = false;
-  return info[index].As<Napi::BigInt>().Int64Value(&lossless);
-}
 }  // namespace
-
-Napi::Function Connection::Init(Napi::Env env) {
-  return DefineClass(env, "Connection",
-                     {InstanceMethod<&Connection::OpenStream>("openStream"),
-                      InstanceMethod<&Connection::Write>("write"),
-                      InstanceMethod<&Connection::ShutdownStream>("shutdownStream"),
-                      InstanceMethod<&Connection::Consume>("consume"),
-                      InstanceMethod<&Connection::Close>("close"),
-                      InstanceMethod<&Connection::Destroy>("destroy"),
-                      InstanceMethod<&Connection::SetWantTickets>("setWantTickets"),
-                      InstanceMethod<&Connection::SetWantKeylog>("setWantKeylog"),
-                      InstanceMethod<&Connection::GetInfo>("getInfo"),
-                      InstanceMethod<&Connection::SubmitRequest>("submitRequest"),
-                      InstanceMethod<&Connection::SubmitResponse>("submitResponse")});
-}
-
-// Only Engine creates connections (through the stored constructor); JS never calls `new`.
-Connection::Connection(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Connection>(info) {}
 
 Connection::~Connection() { Terminate(); }
 
@@ -179,10 +155,7 @@ std::string Connection::StartClient(const ClientOptions& client) {
   http3_wanted_ = client.alpn.size() == 1 && client.alpn[0] == "h3";
   // With remembered limits HTTP/3 can start now, so requests ride the 0-RTT flight.
   if (http3_wanted_ && early_attempted_ && !StartHttp3()) return "cannot start HTTP/3";
-  tls_->set_ticket_handler([this](std::string data, uint32_t lifetime, bool early_data) {
-    OnTicket(std::move(data), lifetime, early_data);
-  });
-  tls_->set_want_tickets(want_tickets_);
+  WantTickets(want_tickets_);
   LogKeys(want_keylog_);
   // The first flight waits for the next loop turn so streams opened in this tick can ride it.
   MarkDirty();
@@ -344,7 +317,6 @@ void Connection::Reopen(StreamTable::Map streams, bool http3) {
 }
 
 void Connection::OnTicket(std::string session_data, uint32_t lifetime, bool early_data) {
-  if (!want_tickets_) return;
   uint8_t params[256];
   ngtcp2_ssize length = ngtcp2_conn_encode_0rtt_transport_params(conn_, params, sizeof(params));
   events::Ticket event{std::move(session_data), "", lifetime, early_data};
@@ -838,68 +810,13 @@ void Connection::Queue(events::Event event) {
   if (engine_) engine_->MarkHasEvents(this);
 }
 
-void Connection::DeliverEvents(Napi::Env env) {
-  AddonData* addon = GetAddonData(env);
-  // Keep this object alive even if JS drops every reference while we call it.
-  Napi::Object self = Value();
-  while (!events_.empty() && state_ != State::kTerminated) {
-    events::Event event = std::move(events_.front());
-    events_.pop_front();
-    if (std::holds_alternative<events::NewConnection>(event)) {
-      try {
-        Napi::Value owner = addon->on_connection.MakeCallback(env.Global(), {engine_->owner(), self},
-                                                              engine_->async_context());
-        if (owner.IsObject()) SetOwner(owner.As<Napi::Object>());
-      } catch (const Napi::Error& error) {
-        engine_->ReportCallbackException(error);
-      }
-      continue;
-    }
-    if (owner_.IsEmpty()) continue;
-    if (std::holds_alternative<events::StreamsAvailable>(event)) streams_available_queued_ = false;
-    auto* data = std::get_if<events::StreamData>(&event);
-    int64_t data_stream = data ? data->id : -1;
-    size_t data_length = data ? data->bytes.size() : 0;  // the bytes may be handed to JS below
-    try {
-      Napi::Value result = addon->events.Deliver(env, owner_.Value(), event, engine_->async_context());
-      // Stream data the JS side took without backpressure is credited back to the peer at once.
-      if (data && result.IsBoolean() && result.As<Napi::Boolean>() && conn_ && state_ != State::kFinished) {
-        ngtcp2_conn_extend_max_stream_offset(conn_, data_stream, data_length);
-        ngtcp2_conn_extend_max_offset(conn_, data_length);
-        MarkDirty();
-      }
-    } catch (const Napi::Error& error) {
-      if (engine_) engine_->ReportCallbackException(error);
-    }
-  }
-}
+// ---- what the JS methods (connection_bindings.cc) ask for ----------------------------------
 
-// ---- JS methods ----------------------------------------------------------------------------
-
-void Connection::ThrowIfFinished(Napi::Env env) const {
-  if (state_ == State::kFinished || state_ == State::kTerminated) {
-    ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_CONNECTION_CLOSED", "the connection is closed");
-  }
-}
-
-Napi::Value Connection::OpenStream(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  ThrowIfFinished(env);
-  // nghttp3 owns every stream of an HTTP/3 connection: a raw one would confuse the peer.
-  if (app_->http3() || http3_wanted_) {
-    ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_HTTP3_CONNECTION", "this connection speaks HTTP/3: use request()");
-  }
-  Stream* stream = OpenLocalStream(env, info[0].ToBoolean());
-  if (!stream) return env.Null();  // JS waits for 'streamsAvailable'
-  return BigIntOf(env, stream->id);
-}
-
-// Opens a stream of ours; null while the peer's stream limit is reached.
-Stream* Connection::OpenLocalStream(Napi::Env env, bool bidi) {
+int Connection::OpenLocalStream(bool bidi, Stream** opened) {
+  *opened = nullptr;
   int64_t id = -1;
   int rv = bidi ? ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr) : ngtcp2_conn_open_uni_stream(conn_, &id, nullptr);
-  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return nullptr;
-  if (rv != 0) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_STREAM_OPEN", ngtcp2_strerror(rv));
+  if (rv != 0) return rv;
   auto stream = std::make_unique<Stream>();
   stream->id = id;
   stream->local = true;
@@ -907,51 +824,34 @@ Stream* Connection::OpenLocalStream(Napi::Env env, bool bidi) {
   stream->early = state_ == State::kHandshaking;
   // A resumption attempt's early bytes must survive a retry (RetryWithoutTicket).
   if (stream->early && !client_.session_data.empty()) stream->send.Retain(true);
-  return streams_.Add(std::move(stream));
+  *opened = streams_.Add(std::move(stream));
+  return 0;
 }
 
-Napi::Value Connection::Write(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  // Finished but JS not told yet (events queued before the close are still being delivered): the
-  // queued 'close' ends the stream the way the connection ended; a write now is not a new failure.
-  if (state_ == State::kFinished) return Napi::Number::New(env, 0);
-  ThrowIfFinished(env);
-  Stream* stream = streams_.Find(StreamIdArg(info, 0));
-  if (!stream) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_STREAM_CLOSED", "the stream is closed");
-  if (info[1].IsTypedArray()) {
-    Napi::Uint8Array bytes = info[1].As<Napi::Uint8Array>();
-    stream->send.Append(bytes.Data(), bytes.ByteLength());
-  }
-  if (info[2].ToBoolean()) stream->fin_requested = true;
+uint64_t Connection::WriteStream(Stream* stream, const uint8_t* data, size_t length, bool fin) {
+  if (length > 0) stream->send.Append(data, length);
+  if (fin) stream->fin_requested = true;
   app_->Resume(stream);
   uint64_t buffered = stream->send.buffered_bytes();
   stream->drain_wanted = buffered >= kDrainThreshold;
-  return Napi::Number::New(env, static_cast<double>(buffered >= kDrainThreshold ? buffered : 0));
+  return stream->drain_wanted ? buffered : 0;
 }
 
-void Connection::ShutdownStream(const Napi::CallbackInfo& info) {
-  if (state_ == State::kFinished || state_ == State::kTerminated) return;
-  int64_t id = StreamIdArg(info, 0);
-  uint64_t code = static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value());
+void Connection::ResetStream(int64_t id, uint64_t code) {
   if (!streams_.Find(id)) return;
   ngtcp2_conn_shutdown_stream(conn_, 0, id, code);
   MarkDirty();
 }
 
-void Connection::Consume(const Napi::CallbackInfo& info) {
-  if (state_ == State::kFinished || state_ == State::kTerminated) return;
-  int64_t id = StreamIdArg(info, 0);
-  uint64_t bytes = static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value());
-  ngtcp2_conn_extend_max_stream_offset(conn_, id, bytes);
-  ngtcp2_conn_extend_max_offset(conn_, bytes);
+void Connection::Consume(int64_t id, uint64_t bytes) {
+  Credit(id, bytes);
   MarkDirty();
 }
 
-void Connection::Close(const Napi::CallbackInfo& info) {
-  if (state_ == State::kFinished || state_ == State::kTerminated || close_requested_) return;
-  uint64_t code = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
-  close_reason_ = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
-  close_deadline_ = Now() + static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value()) * NGTCP2_MILLISECONDS;
+void Connection::CloseGracefully(uint64_t code, std::string reason, uint64_t timeout_ms) {
+  if (close_requested_) return;
+  close_reason_ = std::move(reason);
+  close_deadline_ = Now() + timeout_ms * NGTCP2_MILLISECONDS;
   ngtcp2_ccerr_default(&close_error_);
   ngtcp2_ccerr_set_application_error(&close_error_, code, reinterpret_cast<const uint8_t*>(close_reason_.data()),
                                      close_reason_.size());
@@ -973,9 +873,7 @@ void Connection::Close(const Napi::CallbackInfo& info) {
   MarkDirty();
 }
 
-void Connection::Destroy(const Napi::CallbackInfo& info) {
-  if (state_ == State::kFinished || state_ == State::kTerminated) return;
-  uint64_t code = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+void Connection::CloseNow(uint64_t code) {
   ngtcp2_ccerr ccerr;
   ngtcp2_ccerr_default(&ccerr);
   if (code != 0) ngtcp2_ccerr_set_application_error(&ccerr, code, nullptr, 0);
@@ -985,12 +883,17 @@ void Connection::Destroy(const Napi::CallbackInfo& info) {
   Finish(std::move(closed));
 }
 
-void Connection::SetWantTickets(const Napi::CallbackInfo& info) {
-  want_tickets_ = info[0].ToBoolean();
-  if (tls_) tls_->set_want_tickets(want_tickets_);
+void Connection::WantTickets(bool on) {
+  want_tickets_ = on;
+  if (!tls_) return;
+  if (on) {
+    tls_->set_ticket_handler([this](std::string data, uint32_t lifetime, bool early_data) {
+      OnTicket(std::move(data), lifetime, early_data);
+    });
+  } else {
+    tls_->set_ticket_handler(nullptr);
+  }
 }
-
-void Connection::SetWantKeylog(const Napi::CallbackInfo& info) { LogKeys(info[0].ToBoolean()); }
 
 void Connection::LogKeys(bool on) {
   want_keylog_ = on;
@@ -1002,62 +905,29 @@ void Connection::LogKeys(bool on) {
   }
 }
 
-namespace {
-std::vector<std::string> HeaderList(const Napi::Value& value) {
-  std::vector<std::string> headers;
-  Napi::Array list = value.As<Napi::Array>();
-  for (uint32_t i = 0; i < list.Length(); i++) headers.push_back(list.Get(i).As<Napi::String>());
-  return headers;
-}
-}  // namespace
-
-// submitRequest(headers: string[] as name/value pairs) -> stream id, or null while the peer's
-// stream limit is reached. The body is written with write() like any stream.
-Napi::Value Connection::SubmitRequest(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  ThrowIfFinished(env);
+Connection::RequestStart Connection::SubmitRequest(std::vector<std::string> headers, int64_t* id, int* error) {
   if (!app_->http3()) {
     // Before the handshake a client that also offered other protocols does not know yet.
     bool undecided = !server_ && state_ == State::kHandshaking &&
                      std::find(client_.alpn.begin(), client_.alpn.end(), "h3") != client_.alpn.end();
-    if (!http3_wanted_ && !undecided) {
-      ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_HTTP3_UNAVAILABLE", "HTTP/3 is not available on this connection");
-    }
+    if (!http3_wanted_ && !undecided) return RequestStart::kUnavailable;
     // HTTP/3 starts at the handshake (or once the peer allows its streams); JS retries then.
-    if (!http3_wanted_ || !StartHttp3()) return env.Null();
+    if (!http3_wanted_ || !StartHttp3()) return RequestStart::kLater;
   }
-  Stream* stream = OpenLocalStream(env, true);
-  if (!stream) return env.Null();
-  stream->request_headers = HeaderList(info[0]);
-  if (int rv = http3_application()->SubmitRequest(stream->id, stream->request_headers); rv != 0) {
-    ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_HTTP3", nghttp3_strerror(rv));
-  }
-  MarkDirty();
-  return BigIntOf(env, stream->id);
+  Stream* stream = nullptr;
+  *error = OpenLocalStream(true, &stream);
+  if (*error == NGTCP2_ERR_STREAM_ID_BLOCKED) return RequestStart::kLater;
+  if (*error != 0) return RequestStart::kQuicError;
+  stream->request_headers = std::move(headers);
+  *id = stream->id;
+  *error = http3_application()->SubmitRequest(stream->id, stream->request_headers);
+  return *error == 0 ? RequestStart::kStarted : RequestStart::kHttp3Error;
 }
 
-// submitResponse(streamId, headers)
-void Connection::SubmitResponse(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  ThrowIfFinished(env);
-  int64_t id = StreamIdArg(info, 0);
+int Connection::SubmitResponse(int64_t id, const std::vector<std::string>& headers) {
   Http3Application* h3 = http3_application();
-  if (!h3 || !streams_.Find(id)) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_STREAM_CLOSED", "the stream is closed");
-  int rv = h3->SubmitResponse(id, HeaderList(info[1]));
-  if (rv != 0) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_HTTP3", nghttp3_strerror(rv));
-  MarkDirty();
-}
-
-Napi::Value Connection::GetInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Object result = Napi::Object::New(env);
-  if (!conn_) return result;
-  ngtcp2_conn_info stats;
-  ngtcp2_conn_get_conn_info(conn_, &stats);
-  result.Set("rtt", Napi::Number::New(env, stats.smoothed_rtt / 1e6));
-  result.Set("cwnd", Napi::Number::New(env, static_cast<double>(stats.cwnd)));
-  result.Set("bytesInFlight", Napi::Number::New(env, static_cast<double>(stats.bytes_in_flight)));
-  return result;
+  if (!h3 || !streams_.Find(id)) return NGHTTP3_ERR_STREAM_NOT_FOUND;
+  return h3->SubmitResponse(id, headers);
 }
 
 }  // namespace quicket

@@ -83,18 +83,35 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
  private:
   enum class State { kHandshaking, kEstablished, kFinished, kTerminated };
 
-  // JS methods.
-  Napi::Value OpenStream(const Napi::CallbackInfo& info);
-  Napi::Value Write(const Napi::CallbackInfo& info);
-  void ShutdownStream(const Napi::CallbackInfo& info);
-  void Consume(const Napi::CallbackInfo& info);
-  void Close(const Napi::CallbackInfo& info);
-  void Destroy(const Napi::CallbackInfo& info);
-  void SetWantTickets(const Napi::CallbackInfo& info);
-  void SetWantKeylog(const Napi::CallbackInfo& info);
-  Napi::Value GetInfo(const Napi::CallbackInfo& info);
-  Napi::Value SubmitRequest(const Napi::CallbackInfo& info);
-  void SubmitResponse(const Napi::CallbackInfo& info);
+  // JS methods (connection_bindings.cc): conversions and coded errors only.
+  Napi::Value JsOpenStream(const Napi::CallbackInfo& info);
+  Napi::Value JsWrite(const Napi::CallbackInfo& info);
+  void JsShutdownStream(const Napi::CallbackInfo& info);
+  void JsConsume(const Napi::CallbackInfo& info);
+  void JsClose(const Napi::CallbackInfo& info);
+  void JsDestroy(const Napi::CallbackInfo& info);
+  void JsSetWantTickets(const Napi::CallbackInfo& info);
+  void JsSetWantKeylog(const Napi::CallbackInfo& info);
+  Napi::Value JsGetInfo(const Napi::CallbackInfo& info);
+  Napi::Value JsSubmitRequest(const Napi::CallbackInfo& info);
+  void JsSubmitResponse(const Napi::CallbackInfo& info);
+  void ThrowIfFinished(Napi::Env env) const;
+  bool JsCallable() const;  // not finished: methods that cannot fail quietly do nothing otherwise
+
+  // What the JS methods ask of the session.
+  // Opens a stream of ours; 0, NGTCP2_ERR_STREAM_ID_BLOCKED (the peer's limit) or another error.
+  int OpenLocalStream(bool bidi, Stream** opened);
+  // Appends to the stream (and FIN); returns the buffered bytes once past the drain threshold.
+  uint64_t WriteStream(Stream* stream, const uint8_t* data, size_t length, bool fin);
+  void ResetStream(int64_t id, uint64_t code);
+  void Consume(int64_t id, uint64_t bytes);
+  void CloseGracefully(uint64_t code, std::string reason, uint64_t timeout_ms);
+  void CloseNow(uint64_t code);
+  void WantTickets(bool on);
+  void LogKeys(bool on);
+  enum class RequestStart { kStarted, kLater, kUnavailable, kQuicError, kHttp3Error };
+  RequestStart SubmitRequest(std::vector<std::string> headers, int64_t* id, int* error);
+  int SubmitResponse(int64_t id, const std::vector<std::string>& headers);  // 0 or an nghttp3 error
 
   // Application::Host
   ngtcp2_conn* quic() override { return conn_; }
@@ -150,14 +167,11 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   std::string StartClient(const ClientOptions& client);
   bool RetryWithoutTicket(int error);
   void OnTicket(std::string session_data, uint32_t lifetime, bool early_data);
-  Stream* OpenLocalStream(Napi::Env env, bool bidi);
-  void LogKeys(bool on);
   bool GracefulCloseDone(uint64_t now) const;
   void ScheduleTimer();
   void HandleLibraryError(int error);
   void SendConnectionClose(const ngtcp2_ccerr& error);
   void Finish(events::Close info);
-  void ThrowIfFinished(Napi::Env env) const;
 
   Engine* engine_ = nullptr;
   State state_ = State::kHandshaking;

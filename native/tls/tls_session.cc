@@ -182,7 +182,7 @@ void TlsSession::set_keylog_handler(KeylogHandler handler) {
 
 void TlsSession::OnNewSession(SSL_SESSION* session) {
   // Nobody listens for tickets: do no ticket work at all.
-  if (!want_tickets_ || !ticket_handler_) return;
+  if (!ticket_handler_) return;  // set only while JS listens for tickets
   int length = i2d_SSL_SESSION(session, nullptr);
   if (length <= 0) return;
   std::string data(static_cast<size_t>(length), '\0');

@@ -69,7 +69,6 @@ class TlsSession {
   bool VerificationFailure(std::string* code, std::string* message) const;
 
   void set_ticket_handler(TicketHandler handler) { ticket_handler_ = std::move(handler); }
-  void set_want_tickets(bool want) { want_tickets_ = want; }
   void set_keylog_handler(KeylogHandler handler);
 
   // Context-wide OpenSSL callbacks that find their TlsSession through the SSL object.
@@ -103,7 +102,6 @@ class TlsSession {
   ServerTicketPolicy policy_;
   TicketHandler ticket_handler_;
   KeylogHandler keylog_handler_;
-  bool want_tickets_ = false;
   bool session_refused_ = false;
   bool early_data_offered_ = false;
   bool early_data_refused_ = false;  // server: this ticket may resume but gets no 0-RTT
