@@ -1,10 +1,12 @@
+// Connection, the transport session: ngtcp2_conn and TLS set up for a client or a server, the
+// handshake, packets in and out (in GSO batches), and the timer. Streams, closing, resumption and
+// the JS face live in the connection_*.cc files beside this one.
 #include "connection.h"
 
 #include <algorithm>
 #include <cstring>
 
 #include "../engine.h"
-#include "../application/http3_application.h"
 #include "../application/raw_application.h"
 #include "../tls/crypto.h"
 
@@ -13,9 +15,6 @@ namespace quicket {
 namespace {
 constexpr size_t kCidLength = 18;
 constexpr size_t kMaxPacketsPerFlush = 128;
-constexpr size_t kMaxPacketSize = 1500;
-// JS gets a 'drain' for a stream once its unacknowledged bytes fall below this.
-constexpr uint64_t kDrainThreshold = 1024 * 1024;
 
 size_t AddressLength(const sockaddr* address) {
   return address->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
@@ -271,197 +270,6 @@ void Connection::OnHandshakeCompleted() {
                                             : events::EarlyData::kNone});
 }
 
-void Connection::ReplayRejectedEarlyData() {
-  early_rejected_ = true;
-  // ngtcp2 forgets every stream it had; keep ours (their bytes were never acknowledged).
-  StreamTable::Map early_streams = streams_.TakeAll();
-  ngtcp2_conn_tls_early_data_rejected(conn_);
-  // HTTP/3 state (control streams, QPACK) went with the streams: start afresh.
-  bool http3 = app_->http3();
-  app_ = std::make_unique<RawApplication>(AsHost());
-  Reopen(std::move(early_streams), http3);
-  Queue(events::EarlyDataRejected{});
-}
-
-// Streams whose bytes never reached the peer's application reopen here with the same IDs (opened
-// in the same order) and send again from their first byte; HTTP/3 requests are resubmitted.
-void Connection::Reopen(StreamTable::Map streams, bool http3) {
-  if (http3 && !StartHttp3()) {
-    HandleLibraryError(NGTCP2_ERR_INTERNAL);
-    return;
-  }
-  for (auto& [id, stream] : streams) {
-    if (http3 && (id & 0x2)) continue;  // the old control and QPACK streams
-    int64_t reopened = -1;
-    bool bidi = (id & 0x2) == 0;
-    int rv = bidi ? ngtcp2_conn_open_bidi_stream(conn_, &reopened, nullptr)
-                  : ngtcp2_conn_open_uni_stream(conn_, &reopened, nullptr);
-    if (rv != 0 || reopened != id) {
-      // The server now allows fewer streams than the ticket promised: this one cannot be replayed.
-      Queue(events::StreamReset{id, NGTCP2_STREAM_LIMIT_ERROR, false});
-      Queue(events::StreamClose{id, NGTCP2_STREAM_LIMIT_ERROR});
-      continue;
-    }
-    stream->send.Rewind();
-    stream->fin_sent = false;
-    stream->blocked = false;
-    stream->queued = false;
-    Stream* reopened_stream = streams_.Add(std::move(stream));
-    if (Http3Application* h3 = http3_application()) {
-      h3->SubmitRequest(id, reopened_stream->request_headers);
-    } else {
-      app_->Resume(reopened_stream);
-    }
-  }
-  MarkDirty();
-}
-
-void Connection::OnTicket(std::string session_data, uint32_t lifetime, bool early_data) {
-  uint8_t params[256];
-  ngtcp2_ssize length = ngtcp2_conn_encode_0rtt_transport_params(conn_, params, sizeof(params));
-  events::Ticket event{std::move(session_data), "", lifetime, early_data};
-  if (length > 0) event.transport_params.assign(reinterpret_cast<char*>(params), length);
-  Queue(std::move(event));
-}
-
-int Connection::StreamOpened(ngtcp2_conn*, int64_t stream_id, void* user) {
-  auto* self = static_cast<Connection*>(user);
-  auto stream = std::make_unique<Stream>();
-  stream->id = stream_id;
-  self->streams_.Add(std::move(stream));
-  return 0;
-}
-
-void Connection::Announce(Stream* stream, bool early) {
-  if (stream->local || stream->announced) return;
-  stream->announced = true;
-  stream->early = early;
-  Queue(events::StreamOpen{stream->id, early});
-}
-
-int Connection::ReceiveStreamData(ngtcp2_conn*, uint32_t flags, int64_t stream_id, uint64_t,
-                                  const uint8_t* data, size_t datalen, void* user, void*) {
-  auto* self = static_cast<Connection*>(user);
-  Stream* stream = self->streams_.Find(stream_id);
-  if (!stream) return 0;
-  bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
-  bool early = (flags & NGTCP2_STREAM_DATA_FLAG_0RTT) != 0;
-  if (self->http3_wanted_) self->StartHttp3();
-  return self->app_->ReceiveStreamData(stream, stream_id, data, datalen, fin, early);
-}
-
-// Consecutive data for one stream is coalesced into one JS call per loop turn.
-void Connection::QueueData(int64_t stream_id, const uint8_t* data, size_t length, bool fin) {
-  auto* last = events_.empty() ? nullptr : std::get_if<events::StreamData>(&events_.back());
-  if (last && last->id == stream_id && !last->fin) {
-    last->bytes.append(reinterpret_cast<const char*>(data), length);
-    last->fin = fin;
-    return;
-  }
-  Queue(events::StreamData{stream_id, std::string(reinterpret_cast<const char*>(data), length), fin});
-}
-
-bool Connection::StartHttp3() {
-  if (app_->http3()) return true;
-  std::unique_ptr<Http3Application> h3 = Http3Application::Start(this, server_);
-  if (!h3) return false;
-  app_ = std::move(h3);
-  return true;
-}
-
-Http3Application* Connection::http3_application() {
-  return app_->http3() ? static_cast<Http3Application*>(app_.get()) : nullptr;
-}
-
-void Connection::FailApplication(uint64_t code) {
-  app_failed_ = true;
-  ngtcp2_ccerr_default(&close_error_);
-  ngtcp2_ccerr_set_application_error(&close_error_, code, nullptr, 0);
-}
-
-void Connection::Credit(int64_t stream_id, size_t bytes) {
-  if (bytes == 0) return;
-  ngtcp2_conn_extend_max_stream_offset(conn_, stream_id, bytes);
-  ngtcp2_conn_extend_max_offset(conn_, bytes);
-}
-
-int Connection::AckedStreamData(ngtcp2_conn*, int64_t stream_id, uint64_t offset, uint64_t datalen,
-                                void* user, void*) {
-  auto* self = static_cast<Connection*>(user);
-  Stream* stream = self->streams_.Find(stream_id);
-  if (int rv = self->app_->AckedStreamData(stream, stream_id, offset, datalen); rv != 0) return rv;
-  if (stream && stream->drain_wanted && stream->send.buffered_bytes() < kDrainThreshold) {
-    stream->drain_wanted = false;
-    self->Queue(events::StreamDrain{stream_id});
-  }
-  return 0;
-}
-
-int Connection::StreamClosed(ngtcp2_conn* conn, uint32_t flags, int64_t stream_id, uint64_t app_error_code,
-                             void* user, void*) {
-  auto* self = static_cast<Connection*>(user);
-  uint64_t code = app_error_code;
-  bool code_set = (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) != 0;
-  if (int rv = self->app_->StreamClosed(stream_id, code_set, &code); rv != 0) return rv;
-  Stream* stream = self->streams_.Find(stream_id);
-  if (!stream) return 0;
-  if (!self->app_->IsOwnStream(stream_id)) {
-    self->Announce(stream, false);
-    self->Queue(events::StreamClose{stream_id, code});
-  }
-  bool remote = ngtcp2_conn_is_local_stream(conn, stream_id) == 0;
-  self->streams_.Erase(stream_id);
-  // A closed peer stream frees a slot: let the peer open another.
-  if (remote) {
-    if (stream_id & 0x2) {
-      ngtcp2_conn_extend_max_streams_uni(conn, 1);
-    } else {
-      ngtcp2_conn_extend_max_streams_bidi(conn, 1);
-    }
-  }
-  return 0;
-}
-
-int Connection::StreamReset(ngtcp2_conn*, int64_t stream_id, uint64_t, uint64_t app_error_code, void* user,
-                            void*) {
-  auto* self = static_cast<Connection*>(user);
-  self->app_->StreamReset(stream_id);
-  if (Stream* stream = self->streams_.Find(stream_id)) self->Announce(stream, false);
-  self->Queue(events::StreamReset{stream_id, app_error_code, false});
-  return 0;
-}
-
-int Connection::StreamStopSending(ngtcp2_conn*, int64_t stream_id, uint64_t app_error_code, void* user,
-                                  void*) {
-  auto* self = static_cast<Connection*>(user);
-  self->app_->StreamReset(stream_id);
-  if (Stream* stream = self->streams_.Find(stream_id)) self->Announce(stream, false);
-  // ngtcp2 answers STOP_SENDING with RESET_STREAM itself; JS learns the write side is gone.
-  self->Queue(events::StreamReset{stream_id, app_error_code, true});
-  return 0;
-}
-
-int Connection::ExtendMaxLocalStreams(ngtcp2_conn*, uint64_t, void* user) {
-  auto* self = static_cast<Connection*>(user);
-  if (!self->streams_available_queued_) {
-    self->streams_available_queued_ = true;
-    self->Queue(events::StreamsAvailable{});
-  }
-  return 0;
-}
-
-int Connection::ExtendMaxRemoteStreamsBidi(ngtcp2_conn*, uint64_t max_streams, void* user) {
-  auto* self = static_cast<Connection*>(user);
-  self->app_->ExtendMaxRemoteStreamsBidi(max_streams);
-  return 0;
-}
-
-int Connection::ExtendMaxStreamData(ngtcp2_conn*, int64_t stream_id, uint64_t, void* user, void*) {
-  auto* self = static_cast<Connection*>(user);
-  self->app_->ExtendMaxStreamData(self->streams_.Find(stream_id), stream_id);
-  return 0;
-}
-
 // ---- packets, timers ---------------------------------------------------------------------
 
 void Connection::Receive(const uint8_t* data, size_t length, const sockaddr* local, const sockaddr* remote) {
@@ -480,20 +288,6 @@ void Connection::Receive(const uint8_t* data, size_t length, const sockaddr* loc
 
 void Connection::MarkDirty() {
   if (engine_ && state_ != State::kFinished && state_ != State::kTerminated) engine_->MarkDirty(this);
-}
-
-// A graceful close may send CONNECTION_CLOSE once every stream has finished on its own and the
-// peer has acknowledged every packet that carried something: stream data and FINs, and HTTP/3's
-// HEADERS and GOAWAY (which live in nghttp3, not in our buffers). Or once its deadline passed.
-bool Connection::GracefulCloseDone(uint64_t now) const {
-  if (now >= close_deadline_) return true;
-  for (const auto& [id, stream] : streams_) {
-    if (app_->IsOwnStream(id)) continue;  // HTTP/3's control and QPACK streams live as long as it
-    return false;
-  }
-  ngtcp2_conn_info info;
-  ngtcp2_conn_get_conn_info(conn_, &info);
-  return info.bytes_in_flight == 0;
 }
 
 void Connection::Flush() {
@@ -615,168 +409,6 @@ void Connection::OnTimer(uv_timer_t* timer) {
   self->MarkDirty();
 }
 
-// ---- closing -------------------------------------------------------------------------------
-
-void Connection::SendConnectionClose(const ngtcp2_ccerr& error) {
-  if (!conn_ || ngtcp2_conn_in_closing_period(conn_) || ngtcp2_conn_in_draining_period(conn_)) return;
-  uint8_t packet[kMaxPacketSize];
-  ngtcp2_path_storage ps;
-  ngtcp2_path_storage_zero(&ps);
-  ngtcp2_pkt_info info{};
-  ngtcp2_ssize n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &info, packet, sizeof(packet), &error, Now());
-  if (n > 0 && engine_) engine_->SendBatch(packet, n, n, ps.path.remote.addr);
-}
-
-// A resumption attempt that fails during the handshake is retried once as a full handshake, on the
-// same Connection and Streams: forged or damaged session data (its secret no longer matches the
-// server's ticket, the remembered limits are not the server's) must cost a round trip, not the
-// connection. Timeouts and certificate failures are not the ticket's fault and are reported.
-bool Connection::RetryWithoutTicket(int error) {
-  if (server_ || retried_ || state_ != State::kHandshaking || client_.session_data.empty() || !engine_) return false;
-  if (error == NGTCP2_ERR_IDLE_CLOSE || error == NGTCP2_ERR_HANDSHAKE_TIMEOUT || error == NGTCP2_ERR_DROP_CONN) {
-    return false;
-  }
-  std::string code, message;
-  if (tls_->VerificationFailure(&code, &message)) return false;
-  if (error == NGTCP2_ERR_DRAINING) {
-    // The server refused the handshake: a TLS alert, or a protocol or transport-parameter error.
-    const ngtcp2_ccerr* peer = ngtcp2_conn_get_ccerr(conn_);
-    bool refused = peer->type == NGTCP2_CCERR_TYPE_TRANSPORT &&
-                   ((peer->error_code & 0xff00) == NGTCP2_CRYPTO_ERROR || peer->error_code == NGTCP2_PROTOCOL_VIOLATION ||
-                    peer->error_code == NGTCP2_TRANSPORT_PARAMETER_ERROR);
-    if (!refused) return false;
-  } else {
-    ngtcp2_ccerr ccerr;
-    ngtcp2_ccerr_default(&ccerr);
-    ngtcp2_ccerr_set_liberr(&ccerr, error, nullptr, 0);
-    SendConnectionClose(ccerr);
-  }
-  retried_ = true;
-  // Abandon the attempt: its routes, its ngtcp2 and TLS state. Its streams wait for the new
-  // handshake (without remembered limits nothing can be sent before it).
-  for (const auto& cid : cids_) engine_->RemoveConnectionId(cid);
-  cids_.clear();
-  for (auto& [id, stream] : streams_.TakeAll()) {
-    if (app_->IsOwnStream(id)) continue;  // HTTP/3's own streams start afresh with it
-    stream->send.Restart();  // 0-RTT bytes were retained, acknowledged or not
-    stream->send.Retain(false);  // no second retry
-    retried_streams_.emplace(id, std::move(stream));
-  }
-  retried_http3_ = app_->http3();
-  app_ = std::make_unique<RawApplication>(AsHost());
-  tls_.reset();
-  ngtcp2_conn_del(conn_);
-  conn_ = nullptr;
-  if (qlog_) {
-    fclose(qlog_);
-    qlog_ = nullptr;
-  }
-  early_attempted_ = false;
-  client_.session_data.clear();
-  client_.transport_params.clear();
-  if (!StartClient(client_).empty()) return false;
-  Queue(events::TicketRejected{"refused"});
-  return true;
-}
-
-void Connection::HandleLibraryError(int error) {
-  if (RetryWithoutTicket(error)) return;
-  events::Close info;
-  info.application = false;
-  switch (error) {
-    case NGTCP2_ERR_DRAINING: {
-      // The peer closed the connection.
-      const ngtcp2_ccerr* peer = ngtcp2_conn_get_ccerr(conn_);
-      info.remote = true;
-      info.quic_code = peer->error_code;
-      info.application = peer->type == NGTCP2_CCERR_TYPE_APPLICATION;
-      info.reason.assign(reinterpret_cast<const char*>(peer->reason), peer->reasonlen);
-      if (!info.application && peer->error_code != NGTCP2_NO_ERROR) {
-        bool tls_alert = (peer->error_code & 0xff00) == NGTCP2_CRYPTO_ERROR;
-        // 120 is TLS's no_application_protocol: the peer shares none of our ALPN protocols.
-        info.error_code = !tls_alert                                     ? "ERR_QUIC_TRANSPORT_ERROR"
-                          : peer->error_code == (NGTCP2_CRYPTO_ERROR | 120) ? "ERR_QUIC_ALPN_MISMATCH"
-                                                                          : "ERR_QUIC_TLS_ALERT";
-        info.error_message = "peer closed the connection with QUIC error " + std::to_string(peer->error_code) +
-                             (info.reason.empty() ? "" : ": " + info.reason);
-      }
-      break;
-    }
-    case NGTCP2_ERR_IDLE_CLOSE:
-      // Silent (nothing is sent), but say why, so it is not mistaken for a clean close.
-      info.reason = "idle timeout";
-      if (state_ == State::kHandshaking) {
-        info.error_code = "ERR_QUIC_HANDSHAKE_TIMEOUT";
-        info.error_message = "the handshake did not complete before the idle timeout";
-      }
-      break;
-    case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
-      info.error_code = "ERR_QUIC_HANDSHAKE_TIMEOUT";
-      info.error_message = "the handshake did not complete in time";
-      break;
-    case NGTCP2_ERR_DROP_CONN:
-      info.error_code = "ERR_QUIC_CONNECTION_DROPPED";
-      info.error_message = "connection dropped";
-      break;
-    case NGTCP2_ERR_CRYPTO: {
-      ngtcp2_ccerr ccerr;
-      ngtcp2_ccerr_default(&ccerr);
-      uint8_t alert = ngtcp2_conn_get_tls_alert(conn_);
-      ngtcp2_ccerr_set_tls_alert(&ccerr, alert, nullptr, 0);
-      SendConnectionClose(ccerr);
-      info.quic_code = ccerr.error_code;
-      if (server_ || !tls_->VerificationFailure(&info.error_code, &info.error_message)) {
-        info.error_code = alert == 120 ? "ERR_QUIC_ALPN_MISMATCH" : "ERR_QUIC_TLS_HANDSHAKE";
-        info.error_message = "TLS handshake failed (alert " + std::to_string(alert) + ")";
-      }
-      break;
-    }
-    default: {
-      ngtcp2_ccerr ccerr;
-      ngtcp2_ccerr_default(&ccerr);
-      if (app_failed_) {
-        ccerr = close_error_;
-        info.application = true;
-        info.error_code = "ERR_QUIC_HTTP3";
-        info.error_message = "HTTP/3 protocol error " + std::to_string(ccerr.error_code);
-      } else {
-        ngtcp2_ccerr_set_liberr(&ccerr, error, nullptr, 0);
-        info.error_code = "ERR_QUIC_PROTOCOL";
-        info.error_message = std::string("QUIC protocol error: ") + ngtcp2_strerror(error);
-      }
-      SendConnectionClose(ccerr);
-      info.quic_code = ccerr.error_code;
-      break;
-    }
-  }
-  Finish(std::move(info));
-}
-
-void Connection::Finish(events::Close info) {
-  if (state_ == State::kFinished || state_ == State::kTerminated) return;
-  state_ = State::kFinished;
-  if (timer_) uv_timer_stop(timer_);
-  memcpy(&info.peer, &remote_, sizeof(remote_));
-  Queue(std::move(info));
-}
-
-void Connection::OnPortUnreachable() {
-  if (server_ || state_ != State::kHandshaking) return;
-  events::Close info;
-  info.application = false;
-  info.error_code = "ECONNREFUSED";
-  info.system_error = UV_ECONNREFUSED;
-  Finish(std::move(info));
-}
-
-void Connection::CloseForEngineShutdown() {
-  if (state_ == State::kFinished || state_ == State::kTerminated) return;
-  ngtcp2_ccerr ccerr;
-  ngtcp2_ccerr_default(&ccerr);
-  SendConnectionClose(ccerr);
-  Finish(events::Close{});
-}
-
 void Connection::Terminate() {
   if (state_ == State::kTerminated) return;
   state_ = State::kTerminated;
@@ -810,91 +442,6 @@ void Connection::Queue(events::Event event) {
   if (engine_) engine_->MarkHasEvents(this);
 }
 
-// ---- what the JS methods (connection_bindings.cc) ask for ----------------------------------
-
-int Connection::OpenLocalStream(bool bidi, Stream** opened) {
-  *opened = nullptr;
-  int64_t id = -1;
-  int rv = bidi ? ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr) : ngtcp2_conn_open_uni_stream(conn_, &id, nullptr);
-  if (rv != 0) return rv;
-  auto stream = std::make_unique<Stream>();
-  stream->id = id;
-  stream->local = true;
-  stream->announced = true;
-  stream->early = state_ == State::kHandshaking;
-  // A resumption attempt's early bytes must survive a retry (RetryWithoutTicket).
-  if (stream->early && !client_.session_data.empty()) stream->send.Retain(true);
-  *opened = streams_.Add(std::move(stream));
-  return 0;
-}
-
-uint64_t Connection::WriteStream(Stream* stream, const uint8_t* data, size_t length, bool fin) {
-  if (length > 0) stream->send.Append(data, length);
-  if (fin) stream->fin_requested = true;
-  app_->Resume(stream);
-  uint64_t buffered = stream->send.buffered_bytes();
-  stream->drain_wanted = buffered >= kDrainThreshold;
-  return stream->drain_wanted ? buffered : 0;
-}
-
-void Connection::ResetStream(int64_t id, uint64_t code) {
-  if (!streams_.Find(id)) return;
-  ngtcp2_conn_shutdown_stream(conn_, 0, id, code);
-  MarkDirty();
-}
-
-void Connection::Consume(int64_t id, uint64_t bytes) {
-  Credit(id, bytes);
-  MarkDirty();
-}
-
-void Connection::CloseGracefully(uint64_t code, std::string reason, uint64_t timeout_ms) {
-  if (close_requested_) return;
-  close_reason_ = std::move(reason);
-  close_deadline_ = Now() + timeout_ms * NGTCP2_MILLISECONDS;
-  ngtcp2_ccerr_default(&close_error_);
-  ngtcp2_ccerr_set_application_error(&close_error_, code, reinterpret_cast<const uint8_t*>(close_reason_.data()),
-                                     close_reason_.size());
-  close_requested_ = true;
-  if (app_->http3() && state_ == State::kEstablished) {
-    app_->Shutdown();  // GOAWAY first
-    ngtcp2_ccerr_set_application_error(&close_error_, code == 0 ? NGHTTP3_H3_NO_ERROR : code,
-                                       reinterpret_cast<const uint8_t*>(close_reason_.data()), close_reason_.size());
-  }
-  if (state_ == State::kHandshaking) {
-    // Nothing can be delivered gracefully before the handshake: close now.
-    SendConnectionClose(close_error_);
-    events::Close closed;
-    closed.quic_code = code;
-    closed.reason = close_reason_;
-    Finish(std::move(closed));
-    return;
-  }
-  MarkDirty();
-}
-
-void Connection::CloseNow(uint64_t code) {
-  ngtcp2_ccerr ccerr;
-  ngtcp2_ccerr_default(&ccerr);
-  if (code != 0) ngtcp2_ccerr_set_application_error(&ccerr, code, nullptr, 0);
-  SendConnectionClose(ccerr);
-  events::Close closed;
-  closed.quic_code = code;
-  Finish(std::move(closed));
-}
-
-void Connection::WantTickets(bool on) {
-  want_tickets_ = on;
-  if (!tls_) return;
-  if (on) {
-    tls_->set_ticket_handler([this](std::string data, uint32_t lifetime, bool early_data) {
-      OnTicket(std::move(data), lifetime, early_data);
-    });
-  } else {
-    tls_->set_ticket_handler(nullptr);
-  }
-}
-
 void Connection::LogKeys(bool on) {
   want_keylog_ = on;
   if (!tls_) return;
@@ -903,31 +450,6 @@ void Connection::LogKeys(bool on) {
   } else {
     tls_->set_keylog_handler(nullptr);
   }
-}
-
-Connection::RequestStart Connection::SubmitRequest(std::vector<std::string> headers, int64_t* id, int* error) {
-  if (!app_->http3()) {
-    // Before the handshake a client that also offered other protocols does not know yet.
-    bool undecided = !server_ && state_ == State::kHandshaking &&
-                     std::find(client_.alpn.begin(), client_.alpn.end(), "h3") != client_.alpn.end();
-    if (!http3_wanted_ && !undecided) return RequestStart::kUnavailable;
-    // HTTP/3 starts at the handshake (or once the peer allows its streams); JS retries then.
-    if (!http3_wanted_ || !StartHttp3()) return RequestStart::kLater;
-  }
-  Stream* stream = nullptr;
-  *error = OpenLocalStream(true, &stream);
-  if (*error == NGTCP2_ERR_STREAM_ID_BLOCKED) return RequestStart::kLater;
-  if (*error != 0) return RequestStart::kQuicError;
-  stream->request_headers = std::move(headers);
-  *id = stream->id;
-  *error = http3_application()->SubmitRequest(stream->id, stream->request_headers);
-  return *error == 0 ? RequestStart::kStarted : RequestStart::kHttp3Error;
-}
-
-int Connection::SubmitResponse(int64_t id, const std::vector<std::string>& headers) {
-  Http3Application* h3 = http3_application();
-  if (!h3 || !streams_.Find(id)) return NGHTTP3_ERR_STREAM_NOT_FOUND;
-  return h3->SubmitResponse(id, headers);
 }
 
 }  // namespace quicket

@@ -1,0 +1,214 @@
+// Connection, its streams: ngtcp2's stream callbacks handed to the application (raw or HTTP/3),
+// and the stream operations JS asks for.
+#include <algorithm>
+
+#include "../application/http3_application.h"
+#include "connection.h"
+
+namespace quicket {
+
+namespace {
+// JS gets a 'drain' for a stream once its unacknowledged bytes fall below this.
+constexpr uint64_t kDrainThreshold = 1024 * 1024;
+}  // namespace
+
+int Connection::StreamOpened(ngtcp2_conn*, int64_t stream_id, void* user) {
+  auto* self = static_cast<Connection*>(user);
+  auto stream = std::make_unique<Stream>();
+  stream->id = stream_id;
+  self->streams_.Add(std::move(stream));
+  return 0;
+}
+
+void Connection::Announce(Stream* stream, bool early) {
+  if (stream->local || stream->announced) return;
+  stream->announced = true;
+  stream->early = early;
+  Queue(events::StreamOpen{stream->id, early});
+}
+
+int Connection::ReceiveStreamData(ngtcp2_conn*, uint32_t flags, int64_t stream_id, uint64_t,
+                                  const uint8_t* data, size_t datalen, void* user, void*) {
+  auto* self = static_cast<Connection*>(user);
+  Stream* stream = self->streams_.Find(stream_id);
+  if (!stream) return 0;
+  bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
+  bool early = (flags & NGTCP2_STREAM_DATA_FLAG_0RTT) != 0;
+  if (self->http3_wanted_) self->StartHttp3();
+  return self->app_->ReceiveStreamData(stream, stream_id, data, datalen, fin, early);
+}
+
+// Consecutive data for one stream is coalesced into one JS call per loop turn.
+void Connection::QueueData(int64_t stream_id, const uint8_t* data, size_t length, bool fin) {
+  auto* last = events_.empty() ? nullptr : std::get_if<events::StreamData>(&events_.back());
+  if (last && last->id == stream_id && !last->fin) {
+    last->bytes.append(reinterpret_cast<const char*>(data), length);
+    last->fin = fin;
+    return;
+  }
+  Queue(events::StreamData{stream_id, std::string(reinterpret_cast<const char*>(data), length), fin});
+}
+
+bool Connection::StartHttp3() {
+  if (app_->http3()) return true;
+  std::unique_ptr<Http3Application> h3 = Http3Application::Start(this, server_);
+  if (!h3) return false;
+  app_ = std::move(h3);
+  return true;
+}
+
+Http3Application* Connection::http3_application() {
+  return app_->http3() ? static_cast<Http3Application*>(app_.get()) : nullptr;
+}
+
+void Connection::FailApplication(uint64_t code) {
+  app_failed_ = true;
+  ngtcp2_ccerr_default(&close_error_);
+  ngtcp2_ccerr_set_application_error(&close_error_, code, nullptr, 0);
+}
+
+void Connection::Credit(int64_t stream_id, size_t bytes) {
+  if (bytes == 0) return;
+  ngtcp2_conn_extend_max_stream_offset(conn_, stream_id, bytes);
+  ngtcp2_conn_extend_max_offset(conn_, bytes);
+}
+
+int Connection::AckedStreamData(ngtcp2_conn*, int64_t stream_id, uint64_t offset, uint64_t datalen,
+                                void* user, void*) {
+  auto* self = static_cast<Connection*>(user);
+  Stream* stream = self->streams_.Find(stream_id);
+  if (int rv = self->app_->AckedStreamData(stream, stream_id, offset, datalen); rv != 0) return rv;
+  if (stream && stream->drain_wanted && stream->send.buffered_bytes() < kDrainThreshold) {
+    stream->drain_wanted = false;
+    self->Queue(events::StreamDrain{stream_id});
+  }
+  return 0;
+}
+
+int Connection::StreamClosed(ngtcp2_conn* conn, uint32_t flags, int64_t stream_id, uint64_t app_error_code,
+                             void* user, void*) {
+  auto* self = static_cast<Connection*>(user);
+  uint64_t code = app_error_code;
+  bool code_set = (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) != 0;
+  if (int rv = self->app_->StreamClosed(stream_id, code_set, &code); rv != 0) return rv;
+  Stream* stream = self->streams_.Find(stream_id);
+  if (!stream) return 0;
+  if (!self->app_->IsOwnStream(stream_id)) {
+    self->Announce(stream, false);
+    self->Queue(events::StreamClose{stream_id, code});
+  }
+  bool remote = ngtcp2_conn_is_local_stream(conn, stream_id) == 0;
+  self->streams_.Erase(stream_id);
+  // A closed peer stream frees a slot: let the peer open another.
+  if (remote) {
+    if (stream_id & 0x2) {
+      ngtcp2_conn_extend_max_streams_uni(conn, 1);
+    } else {
+      ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+    }
+  }
+  return 0;
+}
+
+int Connection::StreamReset(ngtcp2_conn*, int64_t stream_id, uint64_t, uint64_t app_error_code, void* user,
+                            void*) {
+  auto* self = static_cast<Connection*>(user);
+  self->app_->StreamReset(stream_id);
+  if (Stream* stream = self->streams_.Find(stream_id)) self->Announce(stream, false);
+  self->Queue(events::StreamReset{stream_id, app_error_code, false});
+  return 0;
+}
+
+int Connection::StreamStopSending(ngtcp2_conn*, int64_t stream_id, uint64_t app_error_code, void* user,
+                                  void*) {
+  auto* self = static_cast<Connection*>(user);
+  self->app_->StreamReset(stream_id);
+  if (Stream* stream = self->streams_.Find(stream_id)) self->Announce(stream, false);
+  // ngtcp2 answers STOP_SENDING with RESET_STREAM itself; JS learns the write side is gone.
+  self->Queue(events::StreamReset{stream_id, app_error_code, true});
+  return 0;
+}
+
+int Connection::ExtendMaxLocalStreams(ngtcp2_conn*, uint64_t, void* user) {
+  auto* self = static_cast<Connection*>(user);
+  if (!self->streams_available_queued_) {
+    self->streams_available_queued_ = true;
+    self->Queue(events::StreamsAvailable{});
+  }
+  return 0;
+}
+
+int Connection::ExtendMaxRemoteStreamsBidi(ngtcp2_conn*, uint64_t max_streams, void* user) {
+  auto* self = static_cast<Connection*>(user);
+  self->app_->ExtendMaxRemoteStreamsBidi(max_streams);
+  return 0;
+}
+
+int Connection::ExtendMaxStreamData(ngtcp2_conn*, int64_t stream_id, uint64_t, void* user, void*) {
+  auto* self = static_cast<Connection*>(user);
+  self->app_->ExtendMaxStreamData(self->streams_.Find(stream_id), stream_id);
+  return 0;
+}
+
+int Connection::OpenLocalStream(bool bidi, Stream** opened) {
+  *opened = nullptr;
+  int64_t id = -1;
+  int rv = bidi ? ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr) : ngtcp2_conn_open_uni_stream(conn_, &id, nullptr);
+  if (rv != 0) return rv;
+  auto stream = std::make_unique<Stream>();
+  stream->id = id;
+  stream->local = true;
+  stream->announced = true;
+  stream->early = state_ == State::kHandshaking;
+  // A resumption attempt's early bytes must survive a retry (RetryWithoutTicket).
+  if (stream->early && !client_.session_data.empty()) stream->send.Retain(true);
+  *opened = streams_.Add(std::move(stream));
+  return 0;
+}
+
+uint64_t Connection::WriteStream(Stream* stream, const uint8_t* data, size_t length, bool fin) {
+  if (length > 0) stream->send.Append(data, length);
+  if (fin) stream->fin_requested = true;
+  app_->Resume(stream);
+  uint64_t buffered = stream->send.buffered_bytes();
+  stream->drain_wanted = buffered >= kDrainThreshold;
+  return stream->drain_wanted ? buffered : 0;
+}
+
+void Connection::ResetStream(int64_t id, uint64_t code) {
+  if (!streams_.Find(id)) return;
+  ngtcp2_conn_shutdown_stream(conn_, 0, id, code);
+  MarkDirty();
+}
+
+void Connection::Consume(int64_t id, uint64_t bytes) {
+  Credit(id, bytes);
+  MarkDirty();
+}
+
+Connection::RequestStart Connection::SubmitRequest(std::vector<std::string> headers, int64_t* id, int* error) {
+  if (!app_->http3()) {
+    // Before the handshake a client that also offered other protocols does not know yet.
+    bool undecided = !server_ && state_ == State::kHandshaking &&
+                     std::find(client_.alpn.begin(), client_.alpn.end(), "h3") != client_.alpn.end();
+    if (!http3_wanted_ && !undecided) return RequestStart::kUnavailable;
+    // HTTP/3 starts at the handshake (or once the peer allows its streams); JS retries then.
+    if (!http3_wanted_ || !StartHttp3()) return RequestStart::kLater;
+  }
+  Stream* stream = nullptr;
+  *error = OpenLocalStream(true, &stream);
+  if (*error == NGTCP2_ERR_STREAM_ID_BLOCKED) return RequestStart::kLater;
+  if (*error != 0) return RequestStart::kQuicError;
+  stream->request_headers = std::move(headers);
+  *id = stream->id;
+  *error = http3_application()->SubmitRequest(stream->id, stream->request_headers);
+  return *error == 0 ? RequestStart::kStarted : RequestStart::kHttp3Error;
+}
+
+int Connection::SubmitResponse(int64_t id, const std::vector<std::string>& headers) {
+  Http3Application* h3 = http3_application();
+  if (!h3 || !streams_.Find(id)) return NGHTTP3_ERR_STREAM_NOT_FOUND;
+  return h3->SubmitResponse(id, headers);
+}
+
+}  // namespace quicket
