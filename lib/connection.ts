@@ -14,7 +14,8 @@ import {
   kOnStreamDrain,
   kOnStreamOpen,
   kOnStreamReset,
-  kOnStreamsAvailable,
+  kOnStreamOpened,
+  kOnStreamOpenFailed,
   kOnTicket,
   kOnTicketRejected,
   NativeConnectionEvents,
@@ -85,11 +86,6 @@ export const kSubmitResponse = Symbol('quicket.submitResponse');
 /** @internal Stream event carrying HTTP/3 header fields: (pairs: string[], trailers: boolean). */
 export const kHeadersEvent = Symbol('quicket.headers');
 
-interface PendingStream {
-  stream: Stream;
-  headers?: string[]; // an HTTP/3 request waiting to be submitted
-}
-
 export class Connection extends EventEmitter implements StreamOwner, NativeConnectionEvents {
   /** Resolves when the handshake completes; rejects if the connection fails first. */
   readonly handshake: Promise<HandshakeInfo>;
@@ -103,7 +99,8 @@ export class Connection extends EventEmitter implements StreamOwner, NativeConne
   #resumedEarly = false;
   #closeInfo?: CloseInfo;
   #streams = new Map<bigint, Stream>();
-  #pendingStreams: PendingStream[] = [];
+  /** Streams waiting for the peer (or the handshake) to allow them, by native token (negative). */
+  #pendingStreams = new Map<bigint, Stream>();
   #failure?: CodedError;
   /** @internal Port the client connected to (for HTTP/3 :authority). */
   remotePort = 0;
@@ -177,14 +174,7 @@ export class Connection extends EventEmitter implements StreamOwner, NativeConne
     checkOptionalBoolean('options.unidirectional', options.unidirectional);
     this.#throwIfNoNewStreams();
     const unidirectional = options.unidirectional ?? false;
-    const id: bigint | null = this.#native.openStream(!unidirectional);
-    const stream = new Stream(this, id, { local: true, unidirectional, early: false });
-    if (id === null) {
-      this.#pendingStreams.push({ stream });
-    } else {
-      this.#streams.set(id, stream);
-    }
-    return stream;
+    return this.#track(this.#native.openStream(!unidirectional), unidirectional);
   }
 
   /**
@@ -224,22 +214,30 @@ export class Connection extends EventEmitter implements StreamOwner, NativeConne
   /** @internal Starts an HTTP/3 request; the returned stream carries its body. */
   [kSubmitRequest](headers: string[]): Stream {
     this.#throwIfNoNewStreams();
-    let id: bigint | null = null;
-    let failure: Error | undefined;
+    let id: bigint;
     try {
       id = this.#native.submitRequest(headers);
     } catch (error) {
-      failure = error as Error; // ERR_QUIC_HTTP3_UNAVAILABLE: request() rejects with it
-    }
-    const stream = new Stream(this, id, { local: true, unidirectional: false, early: false });
-    if (failure) {
-      stream.failOpen(failure);
+      // ERR_QUIC_HTTP3_UNAVAILABLE: request() rejects with it.
+      const stream = new Stream(this, null, { local: true, unidirectional: false, early: false });
+      stream.failOpen(error as Error);
       return stream;
     }
-    if (id === null) {
-      this.#pendingStreams.push({ stream, headers });
-    } else {
+    return this.#track(id, false);
+  }
+
+  /** A stream of ours from native's answer: its ID, or a negative token while it waits to open. */
+  #track(id: bigint, unidirectional: boolean): Stream {
+    const opened = id >= 0n;
+    const stream = new Stream(this, opened ? id : null, { local: true, unidirectional, early: false });
+    if (opened) {
       this.#streams.set(id, stream);
+    } else {
+      this.#pendingStreams.set(id, stream);
+      // Destroyed before it could open: native forgets it.
+      stream.once('close', () => {
+        if (this.#pendingStreams.delete(id) && !this.#closed) this.#native.cancelPending(id);
+      });
     }
     return stream;
   }
@@ -292,20 +290,27 @@ export class Connection extends EventEmitter implements StreamOwner, NativeConne
     stream?.nativeClose(code);
   }
   /** @internal */
-  [kOnStreamsAvailable](): void {
-    this.#openPendingStreams();
+  [kOnStreamOpened](token: bigint, id: bigint): void {
+    const stream = this.#pendingStreams.get(token);
+    this.#pendingStreams.delete(token);
+    if (!stream) {
+      this.#native.shutdownStream(id, 0); // destroyed while native was opening it
+      return;
+    }
+    this.#streams.set(id, stream);
+    stream.opened(id);
+  }
+  /** @internal */
+  [kOnStreamOpenFailed](token: bigint, error: CodedError): void {
+    const stream = this.#pendingStreams.get(token);
+    this.#pendingStreams.delete(token);
+    stream?.failOpen(error);
   }
   /** @internal */
   [kOnHandshake](info: HandshakeInfo): void {
     this.#info = info;
     this.#resolveHandshake(info);
-    try {
-      this.emit('handshake', info);
-    } finally {
-      // HTTP/3 requests made before the handshake could only start now (even if a
-      // 'handshake' listener threw).
-      this.#openPendingStreams();
-    }
+    this.emit('handshake', info);
   }
   /** @internal */
   [kOnHeaders](id: bigint, fields: string[], trailers: boolean): void {
@@ -334,29 +339,6 @@ export class Connection extends EventEmitter implements StreamOwner, NativeConne
   /** @internal */
   [kOnClose](info: CloseInfo): void {
     this.#finish(info);
-  }
-
-  #openPendingStreams(): void {
-    while (this.#pendingStreams.length > 0 && !this.#closed) {
-      const { stream, headers } = this.#pendingStreams[0];
-      if (stream.destroyed) {
-        this.#pendingStreams.shift();
-        continue;
-      }
-      let id: bigint | null;
-      try {
-        id = headers ? this.#native.submitRequest(headers) : this.#native.openStream(!stream.unidirectional);
-      } catch (error) {
-        // The handshake chose a protocol this stream cannot use (HTTP/3 or not).
-        this.#pendingStreams.shift();
-        stream.failOpen(error as Error);
-        continue;
-      }
-      if (id === null) return;
-      this.#pendingStreams.shift();
-      this.#streams.set(id, stream);
-      stream.opened(id);
-    }
   }
 
   #throwIfNoNewStreams(): void {
@@ -394,13 +376,13 @@ export class Connection extends EventEmitter implements StreamOwner, NativeConne
       streamError = codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed');
     }
     for (const stream of this.#streams.values()) stream.connectionClosed(streamError);
-    if (this.#pendingStreams.length > 0) {
+    if (this.#pendingStreams.size > 0) {
       // Only made when needed: an Error captures a stack.
       const unsent = info.error ?? codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed before the stream could open');
-      for (const { stream } of this.#pendingStreams) stream.connectionClosed(unsent);
+      for (const stream of this.#pendingStreams.values()) stream.connectionClosed(unsent);
     }
     this.#streams.clear();
-    this.#pendingStreams = [];
+    this.#pendingStreams.clear();
     if (!this.#info) {
       this.#rejectHandshake(info.error ?? codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed before the handshake completed'));
     }

@@ -2,6 +2,7 @@
 // native/quic/connection_events.h, which lists the same kinds). Connection implements each under
 // its symbol; lib/binding.ts hands native code one small function per kind that calls it.
 import type { CloseInfo, HandshakeInfo, TicketRejectedReason } from './connection';
+import type { CodedError } from './errors';
 
 export const kOnHandshake: unique symbol = Symbol('quicket.onHandshake');
 export const kOnResumed: unique symbol = Symbol('quicket.onResumed');
@@ -10,7 +11,8 @@ export const kOnStreamData: unique symbol = Symbol('quicket.onStreamData');
 export const kOnStreamReset: unique symbol = Symbol('quicket.onStreamReset');
 export const kOnStreamClose: unique symbol = Symbol('quicket.onStreamClose');
 export const kOnStreamDrain: unique symbol = Symbol('quicket.onStreamDrain');
-export const kOnStreamsAvailable: unique symbol = Symbol('quicket.onStreamsAvailable');
+export const kOnStreamOpened: unique symbol = Symbol('quicket.onStreamOpened');
+export const kOnStreamOpenFailed: unique symbol = Symbol('quicket.onStreamOpenFailed');
 export const kOnHeaders: unique symbol = Symbol('quicket.onHeaders');
 export const kOnTicket: unique symbol = Symbol('quicket.onTicket');
 export const kOnTicketRejected: unique symbol = Symbol('quicket.onTicketRejected');
@@ -29,7 +31,9 @@ export interface NativeConnectionEvents {
   [kOnStreamReset](id: bigint, code: number, stopSending: boolean): void;
   [kOnStreamClose](id: bigint, code: number): void;
   [kOnStreamDrain](id: bigint): void;
-  [kOnStreamsAvailable](): void;
+  /** A stream that waited (by its negative token) is open now, or can never open. */
+  [kOnStreamOpened](token: bigint, id: bigint): void;
+  [kOnStreamOpenFailed](token: bigint, error: CodedError): void;
   /** HTTP/3 header fields as name/value pairs. */
   [kOnHeaders](id: bigint, fields: string[], trailers: boolean): void;
   [kOnTicket](sessionData: Buffer, transportParams: Buffer, lifetimeSeconds: number, earlyData: boolean): void;
@@ -50,7 +54,8 @@ export const nativeEventCallbacks = {
   streamReset: (owner: Owner, id: bigint, code: number, stopSending: boolean) => owner[kOnStreamReset](id, code, stopSending),
   streamClose: (owner: Owner, id: bigint, code: number) => owner[kOnStreamClose](id, code),
   streamDrain: (owner: Owner, id: bigint) => owner[kOnStreamDrain](id),
-  streamsAvailable: (owner: Owner) => owner[kOnStreamsAvailable](),
+  streamOpened: (owner: Owner, token: bigint, id: bigint) => owner[kOnStreamOpened](token, id),
+  streamOpenFailed: (owner: Owner, token: bigint, error: CodedError) => owner[kOnStreamOpenFailed](token, error),
   headers: (owner: Owner, id: bigint, fields: string[], trailers: boolean) => owner[kOnHeaders](id, fields, trailers),
   ticket: (owner: Owner, sessionData: Buffer, transportParams: Buffer, lifetimeSeconds: number, earlyData: boolean) =>
     owner[kOnTicket](sessionData, transportParams, lifetimeSeconds, earlyData),

@@ -73,7 +73,9 @@ export class Stream extends Duplex {
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    if (this.#openFailure) {
+    if (this.destroyed) {
+      callback(); // destroyed before it could open: let node:stream go on with the destroy
+    } else if (this.#openFailure) {
       callback(this.#openFailure);
     } else if (this.#id === PENDING_ID) {
       this.#onOpened = callback;
@@ -92,6 +94,16 @@ export class Stream extends Duplex {
     this.#onOpened = undefined;
     if (callback) callback(error);
     else this.#openFailure = error;
+  }
+
+  override destroy(error?: Error): this {
+    super.destroy(error);
+    // A stream still waiting to open is still constructing, and node:stream holds a destroy
+    // until construction ends: end it, so the destroy (and 'close') happens now.
+    const callback = this.#onOpened;
+    this.#onOpened = undefined;
+    callback?.();
+    return this;
   }
 
   /** @internal The peer allowed the stream: writes buffered so far can flow. */

@@ -47,6 +47,28 @@ describe('streams', () => {
     expect(streams.every((stream) => stream.id >= 0n)).toBe(true);
   });
 
+  test('a waiting stream destroyed before it opens is forgotten: it takes no ID and never reaches the peer', async () => {
+    const seen: bigint[] = [];
+    const { connection } = await engines.pair({
+      engine: { maxStreamsBidi: 1 },
+      onConnection: (accepted) =>
+        accepted.on('stream', (stream: Stream) => {
+          seen.push(stream.id);
+          stream.pipe(stream);
+        }),
+    });
+    const [first, doomed, last] = [connection.openStream(), connection.openStream(), connection.openStream()];
+    expect([first.id, doomed.id, last.id]).toEqual([0n, -1n, -1n]);
+    doomed.destroy();
+    await next(doomed, 'close');
+    const replies = [readAll(first), readAll(last)];
+    first.end('one');
+    last.end('two');
+    expect((await Promise.all(replies)).map(String)).toEqual(['one', 'two']);
+    expect(last.id).toBe(4n);
+    expect(seen).toEqual([0n, 4n]);
+  });
+
   test('stream ids follow RFC 9000: client-initiated bidirectional ids are 0, 4, 8, ...', async () => {
     const { connection } = await engines.pair();
     const streams = [connection.openStream(), connection.openStream(), connection.openStream()];

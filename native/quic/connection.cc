@@ -268,6 +268,8 @@ void Connection::OnHandshakeCompleted() {
                           early_accepted   ? events::EarlyData::kAccepted
                           : early_rejected_ ? events::EarlyData::kRejected
                                             : events::EarlyData::kNone});
+  // Streams and requests that waited for the handshake (and its ALPN) can open now.
+  WakePendingOpens();
 }
 
 // ---- packets, timers ---------------------------------------------------------------------
@@ -292,6 +294,7 @@ void Connection::MarkDirty() {
 
 void Connection::Flush() {
   if (state_ == State::kFinished || state_ == State::kTerminated || !conn_) return;
+  if (pending_opens_due_) OpenPendingStreams();
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_zero(&ps);
   uint64_t ts = Now();

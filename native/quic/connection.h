@@ -95,6 +95,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   Napi::Value JsGetInfo(const Napi::CallbackInfo& info);
   Napi::Value JsSubmitRequest(const Napi::CallbackInfo& info);
   void JsSubmitResponse(const Napi::CallbackInfo& info);
+  void JsCancelPending(const Napi::CallbackInfo& info);
   void ThrowIfFinished(Napi::Env env) const;
   bool JsCallable() const;  // not finished: methods that cannot fail quietly do nothing otherwise
 
@@ -110,7 +111,10 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   void WantTickets(bool on);
   void LogKeys(bool on);
   enum class RequestStart { kStarted, kLater, kUnavailable, kQuicError, kHttp3Error };
-  RequestStart SubmitRequest(std::vector<std::string> headers, int64_t* id, int* error);
+  RequestStart SubmitRequest(std::vector<std::string>& headers, int64_t* id, int* error);
+  // The peer allows more streams, or the handshake decided the protocol: retry pending opens.
+  void WakePendingOpens();
+  void OpenPendingStreams();
   int SubmitResponse(int64_t id, const std::vector<std::string>& headers);  // 0 or an nghttp3 error
 
   // Application::Host
@@ -189,7 +193,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
 
   StreamTable streams_;
   std::deque<events::Event> events_;
-  bool streams_available_queued_ = false;
+  bool pending_opens_due_ = false;  // OpenPendingStreams at the next Flush
 
   std::unique_ptr<Application> app_;  // raw streams until HTTP/3 starts
   bool http3_wanted_ = false;  // client offered only h3 (or negotiated it); server negotiated h3

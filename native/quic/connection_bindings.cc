@@ -42,7 +42,8 @@ Napi::Function Connection::Init(Napi::Env env) {
                       InstanceMethod<&Connection::JsSetWantKeylog>("setWantKeylog"),
                       InstanceMethod<&Connection::JsGetInfo>("getInfo"),
                       InstanceMethod<&Connection::JsSubmitRequest>("submitRequest"),
-                      InstanceMethod<&Connection::JsSubmitResponse>("submitResponse")});
+                      InstanceMethod<&Connection::JsSubmitResponse>("submitResponse"),
+                      InstanceMethod<&Connection::JsCancelPending>("cancelPending")});
 }
 
 // Only Engine creates connections (through the stored constructor); JS never calls `new`.
@@ -66,7 +67,6 @@ void Connection::DeliverEvents(Napi::Env env) {
       continue;
     }
     if (owner_.IsEmpty()) continue;
-    if (std::holds_alternative<events::StreamsAvailable>(event)) streams_available_queued_ = false;
     auto* data = std::get_if<events::StreamData>(&event);
     int64_t data_stream = data ? data->id : -1;
     size_t data_length = data ? data->bytes.size() : 0;  // the bytes may be handed to JS below
@@ -92,8 +92,8 @@ void Connection::ThrowIfFinished(Napi::Env env) const {
 
 bool Connection::JsCallable() const { return state_ != State::kFinished && state_ != State::kTerminated; }
 
-// openStream(bidi) -> stream id, or null while the peer's stream limit is reached (JS waits for
-// 'streamsAvailable').
+// openStream(bidi) -> the stream ID, or while the peer's stream limit is reached a negative
+// token: the stream opens later (events::StreamOpened with -token).
 Napi::Value Connection::JsOpenStream(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ThrowIfFinished(env);
@@ -103,7 +103,7 @@ Napi::Value Connection::JsOpenStream(const Napi::CallbackInfo& info) {
   }
   Stream* stream = nullptr;
   int rv = OpenLocalStream(info[0].ToBoolean(), &stream);
-  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return env.Null();
+  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return BigIntOf(env, -streams_.AddPending(info[0].ToBoolean(), false, {}));
   if (rv != 0) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_STREAM_OPEN", ngtcp2_strerror(rv));
   return BigIntOf(env, stream->id);
 }
@@ -149,18 +149,20 @@ void Connection::JsSetWantTickets(const Napi::CallbackInfo& info) { WantTickets(
 
 void Connection::JsSetWantKeylog(const Napi::CallbackInfo& info) { LogKeys(info[0].ToBoolean()); }
 
-// submitRequest(headers: string[] as name/value pairs) -> stream id, or null while HTTP/3 or the
-// peer's stream limit is not there yet. The body is written with write() like any stream.
+// submitRequest(headers: string[] as name/value pairs) -> the stream ID, or a negative token while
+// HTTP/3 or the peer's stream limit is not there yet. The body is written with write() like any
+// stream.
 Napi::Value Connection::JsSubmitRequest(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ThrowIfFinished(env);
   int64_t id = -1;
   int error = 0;
-  switch (SubmitRequest(HeaderList(info[0]), &id, &error)) {
+  std::vector<std::string> headers = HeaderList(info[0]);
+  switch (SubmitRequest(headers, &id, &error)) {
     case RequestStart::kStarted:
       return BigIntOf(env, id);
     case RequestStart::kLater:
-      return env.Null();
+      return BigIntOf(env, -streams_.AddPending(true, true, std::move(headers)));
     case RequestStart::kUnavailable:
       ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_HTTP3_UNAVAILABLE", "HTTP/3 is not available on this connection");
     case RequestStart::kQuicError:
@@ -179,6 +181,9 @@ void Connection::JsSubmitResponse(const Napi::CallbackInfo& info) {
   if (rv == NGHTTP3_ERR_STREAM_NOT_FOUND) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_STREAM_CLOSED", "the stream is closed");
   if (rv != 0) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_HTTP3", nghttp3_strerror(rv));
 }
+
+// cancelPending(-token): a stream JS destroyed before it could open.
+void Connection::JsCancelPending(const Napi::CallbackInfo& info) { streams_.CancelPending(-StreamIdArg(info, 0)); }
 
 Napi::Value Connection::JsGetInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

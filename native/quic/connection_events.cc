@@ -8,7 +8,7 @@ namespace {
 // The JS name of each kind, in the variant's order (NewConnection goes through onConnection).
 constexpr const char* kNames[kKinds] = {
     nullptr,          "handshake", "resumed", "streamOpen",        "streamData", "streamReset",
-    "streamClose",    "streamDrain", "streamsAvailable", "headers", "ticket",  "ticketRejected",
+    "streamClose",    "streamDrain", "streamOpened", "streamOpenFailed", "headers", "ticket",  "ticketRejected",
     "earlyDataRejected", "keylog", "close",
 };
 
@@ -64,7 +64,14 @@ struct Arguments {
     Add(NumberOf(env, event.code));
   }
   void operator()(StreamDrain& event) { Add(BigIntOf(env, event.id)); }
-  void operator()(StreamsAvailable&) {}
+  void operator()(StreamOpened& event) {
+    Add(BigIntOf(env, event.token));
+    Add(BigIntOf(env, event.id));
+  }
+  void operator()(StreamOpenFailed& event) {
+    Add(BigIntOf(env, event.token));
+    Add(MakeCodedError(env, event.code, event.message).Value());
+  }
   void operator()(Headers& event) {
     Napi::Array fields = Napi::Array::New(env, event.fields.size());
     for (uint32_t i = 0; i < event.fields.size(); i++) fields.Set(i, event.fields[i]);

@@ -45,7 +45,17 @@ struct StreamClose {
 struct StreamDrain {
   int64_t id;
 };
-struct StreamsAvailable {};
+// A stream asked for while the peer's limit (or the protocol) did not allow it yet, by the
+// (negative) value JS got for it: now open with this ID, or never (with a coded error).
+struct StreamOpened {
+  int64_t token;
+  int64_t id;
+};
+struct StreamOpenFailed {
+  int64_t token;
+  const char* code;
+  std::string message;
+};
 struct Headers {
   int64_t id;
   std::vector<std::string> fields;  // name, value, name, value, ...
@@ -78,7 +88,7 @@ struct Close {
 
 // The order is the JS side's too: kNames below lists the same kinds.
 using Event = std::variant<NewConnection, Handshake, Resumed, StreamOpen, StreamData, StreamReset, StreamClose,
-                           StreamDrain, StreamsAvailable, Headers, Ticket, TicketRejected, EarlyDataRejected,
+                           StreamDrain, StreamOpened, StreamOpenFailed, Headers, Ticket, TicketRejected, EarlyDataRejected,
                            Keylog, Close>;
 constexpr size_t kKinds = std::variant_size_v<Event>;
 

@@ -1,5 +1,7 @@
 // Connection, its streams: ngtcp2's stream callbacks handed to the application (raw or HTTP/3),
 // and the stream operations JS asks for.
+#include <nghttp3/nghttp3.h>
+
 #include <algorithm>
 
 #include "../application/http3_application.h"
@@ -131,10 +133,7 @@ int Connection::StreamStopSending(ngtcp2_conn*, int64_t stream_id, uint64_t app_
 
 int Connection::ExtendMaxLocalStreams(ngtcp2_conn*, uint64_t, void* user) {
   auto* self = static_cast<Connection*>(user);
-  if (!self->streams_available_queued_) {
-    self->streams_available_queued_ = true;
-    self->Queue(events::StreamsAvailable{});
-  }
+  self->WakePendingOpens();
   return 0;
 }
 
@@ -186,7 +185,8 @@ void Connection::Consume(int64_t id, uint64_t bytes) {
   MarkDirty();
 }
 
-Connection::RequestStart Connection::SubmitRequest(std::vector<std::string> headers, int64_t* id, int* error) {
+// Takes the headers (moves them into the stream) only when the request starts.
+Connection::RequestStart Connection::SubmitRequest(std::vector<std::string>& headers, int64_t* id, int* error) {
   if (!app_->http3()) {
     // Before the handshake a client that also offered other protocols does not know yet.
     bool undecided = !server_ && state_ == State::kHandshaking &&
@@ -209,6 +209,64 @@ int Connection::SubmitResponse(int64_t id, const std::vector<std::string>& heade
   Http3Application* h3 = http3_application();
   if (!h3 || !streams_.Find(id)) return NGHTTP3_ERR_STREAM_NOT_FOUND;
   return h3->SubmitResponse(id, headers);
+}
+
+void Connection::WakePendingOpens() {
+  if (streams_.pending().empty()) return;
+  pending_opens_due_ = true;
+  MarkDirty();
+}
+
+// Outside ngtcp2's callbacks (from Flush): opens what the peer now allows, in the order asked;
+// an open that must keep waiting keeps the ones of its kind behind it waiting too.
+void Connection::OpenPendingStreams() {
+  pending_opens_due_ = false;
+  bool bidi_waits = false;
+  bool uni_waits = false;
+  auto& pending = streams_.pending();
+  for (auto it = pending.begin(); it != pending.end() && state_ != State::kFinished;) {
+    bool& waits = it->bidi ? bidi_waits : uni_waits;
+    if (waits) {
+      ++it;
+      continue;
+    }
+    int64_t id = -1;
+    int error = 0;  // JS knows the stream by -token
+    if (it->request) {
+      switch (SubmitRequest(it->headers, &id, &error)) {
+        case RequestStart::kStarted:
+          Queue(events::StreamOpened{-it->token, id});
+          break;
+        case RequestStart::kLater:
+          waits = true;
+          break;
+        case RequestStart::kUnavailable:
+          Queue(events::StreamOpenFailed{-it->token, "ERR_QUIC_HTTP3_UNAVAILABLE",
+                                         "the handshake chose a protocol other than HTTP/3"});
+          break;
+        case RequestStart::kQuicError:
+          Queue(events::StreamOpenFailed{-it->token, "ERR_QUIC_STREAM_OPEN", ngtcp2_strerror(error)});
+          break;
+        case RequestStart::kHttp3Error:
+          Queue(events::StreamOpenFailed{-it->token, "ERR_QUIC_HTTP3", nghttp3_strerror(error)});
+          break;
+      }
+    } else if (app_->http3() || http3_wanted_) {
+      Queue(events::StreamOpenFailed{-it->token, "ERR_QUIC_HTTP3_CONNECTION",
+                                     "the handshake chose HTTP/3: use request()"});
+    } else {
+      Stream* stream = nullptr;
+      error = OpenLocalStream(it->bidi, &stream);
+      if (error == NGTCP2_ERR_STREAM_ID_BLOCKED) {
+        waits = true;
+      } else if (error != 0) {
+        Queue(events::StreamOpenFailed{-it->token, "ERR_QUIC_STREAM_OPEN", ngtcp2_strerror(error)});
+      } else {
+        Queue(events::StreamOpened{-it->token, stream->id});
+      }
+    }
+    it = waits ? std::next(it) : pending.erase(it);
+  }
 }
 
 }  // namespace quicket

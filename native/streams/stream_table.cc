@@ -46,6 +46,21 @@ void StreamTable::RotateSendable() {
   MarkSendable(stream);
 }
 
+int64_t StreamTable::AddPending(bool bidi, bool request, std::vector<std::string> headers) {
+  int64_t token = next_token_++;
+  pending_.push_back({token, bidi, request, std::move(headers)});
+  return token;
+}
+
+void StreamTable::CancelPending(int64_t token) {
+  for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+    if (it->token == token) {
+      pending_.erase(it);
+      return;
+    }
+  }
+}
+
 void StreamTable::DropSendable() {
   if (Stream* stream = Find(sendable_.front())) stream->queued = false;
   sendable_.pop_front();

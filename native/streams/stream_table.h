@@ -6,6 +6,8 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "stream.h"
 
@@ -35,9 +37,23 @@ class StreamTable {
   void DropSendable();
   void ClearSendable() { sendable_.clear(); }
 
+  // Opens asked for before the peer's limit (or the handshake, for HTTP/3) allowed them, in the
+  // order asked. JS holds each as a Stream waiting on its token.
+  struct PendingOpen {
+    int64_t token;
+    bool bidi;
+    bool request;                      // an HTTP/3 request, with its headers
+    std::vector<std::string> headers;
+  };
+  int64_t AddPending(bool bidi, bool request, std::vector<std::string> headers);
+  void CancelPending(int64_t token);
+  std::deque<PendingOpen>& pending() { return pending_; }
+
  private:
   Map streams_;
   std::deque<int64_t> sendable_;
+  std::deque<PendingOpen> pending_;
+  int64_t next_token_ = 1;
 };
 
 }  // namespace quicket
