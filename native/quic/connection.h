@@ -1,5 +1,7 @@
-// Connection: one QUIC connection (client or server side) owning its ngtcp2_conn, its TLS session,
-// its streams' send buffers and its timer.
+// Connection: one QUIC connection (client or server side), the transport session: it owns its
+// ngtcp2_conn, its TLS session, its StreamTable, its timer and the close state machine, and runs
+// an Application (raw streams or HTTP/3, chosen by the ALPN) on top. Its methods are spread over
+// quic/connection*.cc by concept; connection_bindings.cc is its N-API face.
 //
 // Ownership: the JS object wrapping a Connection is kept alive by its Engine (a strong reference)
 // from creation until the connection has closed and told JS so; after that only JS references keep
