@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 # archive), openssl's CLI for the test certificates, strace (a test proves the addon reads no
 # OpenSSL config file), and ngtcp2's own GnuTLS example client and
 # server from bookworm-backports: an interop peer on another TLS library, never linked into quicket.
-DEB_PACKAGES="g++ make cmake perl python3 tar xz-utils openssl strace ngtcp2-client ngtcp2-server"
+# Go and Debian's quic-go sources (also bookworm-backports) build our quic-go interop peer offline
+# (test/peers/build.sh).
+DEB_PACKAGES="g++ make cmake perl python3 tar xz-utils openssl strace ngtcp2-client ngtcp2-server golang-go golang-github-lucas-clemente-quic-go-dev"
 
 manual_help() {
   cat >&2 <<'MSG'
@@ -73,3 +75,5 @@ npm ci --no-audit --no-fund --ignore-scripts
 # The vendored native stack, once per platform (rebuilt only when deps/manifest.json changes).
 node scripts/build-deps.js
 npm run build
+# The interop peers (test/peers/): built into build-peers/, used by the interop tests.
+bash test/peers/build.sh

@@ -20,8 +20,12 @@ export class Peer {
   #exit: Promise<number | null>;
   #exited = false;
 
-  constructor(script: string, args: string[]) {
-    this.child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: process.env });
+  /** Runs `script` with node, or with `binary` the program itself (an interop peer). */
+  constructor(script: string, args: string[], binary = false) {
+    this.child = spawn(binary ? script : process.execPath, binary ? args : [script, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: process.env,
+    });
     let pending = '';
     this.child.stdout!.on('data', (chunk: Buffer) => {
       pending += chunk.toString();
@@ -100,7 +104,7 @@ export class Peer {
 }
 
 /** Call once in a describe block: peers started through it are killed (by PID) after each test. */
-export function usePeers(): { start(script: string, args: string[]): Peer } {
+export function usePeers(): { start(script: string, args: string[], binary?: boolean): Peer } {
   const running = new Set<Peer>();
   afterEach(async () => {
     const peers = [...running];
@@ -108,8 +112,8 @@ export function usePeers(): { start(script: string, args: string[]): Peer } {
     await Promise.all(peers.map((peer) => peer.kill()));
   });
   return {
-    start(script: string, args: string[]): Peer {
-      const peer = new Peer(path.isAbsolute(script) ? script : path.join(FIXTURES, script), args);
+    start(script: string, args: string[], binary = false): Peer {
+      const peer = new Peer(path.isAbsolute(script) ? script : path.join(FIXTURES, script), args, binary);
       running.add(peer);
       return peer;
     },

@@ -1,0 +1,109 @@
+// Interop with quic-go (Go's crypto/tls, an independent QUIC and TLS 1.3 stack), both directions:
+// raw echo on ALPN 'echo', 1 KiB and 1 MiB, byte-exact; the first connection full, the rest resumed
+// from the newest ticket with the message sent as 0-RTT. The peer is our own program on quic-go's
+// public API (test/peers/quic-go, built by test/peers/build.sh). Without it the cells are skipped,
+// and fail under CI=true, where setup.sh builds it.
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { Connection, Engine, SslConfig, Stream } from '../lib';
+import { HOST, pem } from './helpers';
+import { FIXTURES, usePeers } from './helpers/processes';
+
+const PEER = path.join(__dirname, '..', 'build-peers', 'quic-go-peer');
+const built = fs.existsSync(PEER);
+const CERTS = path.join(FIXTURES, 'certs');
+const KiB = 1024;
+const CONNECTIONS = 5; // per cell: one full handshake, then resumptions with 0-RTT
+
+if (!built && process.env.CI === 'true') {
+  test('the quic-go peer is built (test/peers/build.sh, run by setup.sh)', () => {
+    expect(PEER).toBe('built');
+  });
+}
+
+(built ? describe : describe.skip)('interop with quic-go', () => {
+  const peers = usePeers();
+  const closers: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    await Promise.all(closers.splice(0).map((close) => close()));
+  });
+
+  describe.each([1 * KiB, 1024 * KiB])('%d bytes', (size) => {
+    test('quic-go client → quicket server: every echo byte-exact; resumed and 0-RTT accepted after the first', async () => {
+      const server = new Engine({
+        ssl: new SslConfig({ alpn: ['echo'], cert: pem('server.pem'), key: pem('server-key.pem'), earlyData: true }),
+      });
+      closers.push(() => server.close());
+      const seen: Array<{ resumed: boolean; early: boolean }> = [];
+      server.on('connection', (connection: Connection) => {
+        connection.on('error', () => {});
+        connection.on('stream', (stream: Stream) => {
+          seen.push({ resumed: connection.resumed, early: stream.early });
+          stream.on('error', () => {});
+          stream.pipe(stream);
+        });
+      });
+      const { port } = await server.listen({ host: HOST, port: 0 });
+      const client = peers.start(PEER, [
+        'client', '-addr', `${HOST}:${port}`, '-ca', path.join(CERTS, 'ca.pem'),
+        '-n', String(CONNECTIONS), '-size', String(size), '-gap-min-ms', '0', '-gap-max-ms', '50', '-seed', '1',
+      ], true);
+      expect(await client.exit()).toBe(0);
+      const perConnection = client.reports.filter((report) => typeof report.i === 'number');
+      expect(perConnection).toHaveLength(CONNECTIONS);
+      expect(perConnection.every((report) => report.ok)).toBe(true);
+      expect(perConnection.map((report) => [report.resumed, report.used0rtt])).toEqual([
+        [false, false],
+        ...Array.from({ length: CONNECTIONS - 1 }, () => [true, true]),
+      ]);
+      expect(seen).toHaveLength(CONNECTIONS);
+      expect(seen.slice(1).every((stream) => stream.resumed)).toBe(true);
+    });
+
+    test('quicket client → quic-go server: every echo byte-exact; resumed and 0-RTT accepted after the first', async () => {
+      const server = peers.start(PEER, [
+        'server', '-addr', `${HOST}:0`, '-cert', path.join(CERTS, 'server.pem'), '-key', path.join(CERTS, 'server-key.pem'), '-duration', '60s',
+      ], true);
+      const { listening } = await server.waitFor((report) => typeof report.listening === 'string', 'listening');
+      const port = Number(String(listening).split(':').at(-1));
+      const engine = new Engine();
+      closers.push(() => engine.close());
+      const ssl = new SslConfig({ alpn: ['echo'], ca: pem('ca.pem') });
+      let ticket: Buffer | undefined;
+      const outcomes: Array<{ resumed: boolean; earlyData: string; exact: boolean }> = [];
+      for (let i = 0; i < CONNECTIONS; i++) {
+        const connection = engine.connect({ host: HOST, port, servername: 'localhost', ssl, ticket });
+        const tickets: Buffer[] = [];
+        connection.on('ticket', (fresh: Buffer) => tickets.push(fresh));
+        const message = randomBytes(size);
+        const stream = connection.openStream(); // same tick as connect(): 0-RTT when the ticket allows
+        const chunks: Buffer[] = [];
+        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        const ended = new Promise<void>((resolve, reject) => stream.once('end', resolve).once('error', reject));
+        stream.end(message);
+        const info = await connection.handshake;
+        await ended;
+        const echoed = Buffer.concat(chunks);
+        const digest = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+        outcomes.push({ resumed: info.resumed, earlyData: info.earlyData, exact: digest(echoed) === digest(message) });
+        while (tickets.length === 0 && !connection.closed) await new Promise((resolve) => setTimeout(resolve, 10));
+        ticket = tickets.at(-1);
+        await connection.close({ timeout: 1000 });
+      }
+      expect(outcomes).toEqual([
+        { resumed: false, earlyData: 'none', exact: true },
+        ...Array.from({ length: CONNECTIONS - 1 }, () => ({ resumed: true, earlyData: 'accepted', exact: true })),
+      ]);
+      // The peer's own view, one line per connection once it ends.
+      const lines = () => server.reports.filter((report) => typeof report.conn === 'number');
+      await server.waitFor(() => lines().length === CONNECTIONS, 'a line per connection');
+      const byConnection = lines().sort((a, b) => a.conn - b.conn);
+      expect(byConnection.map((report) => [report.resumed, report.earlyData, report.error ?? ''])).toEqual([
+        [false, false, ''],
+        ...Array.from({ length: CONNECTIONS - 1 }, () => [true, true, '']),
+      ]);
+    });
+  });
+});
