@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { Connection, Engine, SslConfig, Stream } from '../lib';
+import { Connection, Engine, Http3Server, request, SslConfig, Stream } from '../lib';
 import { HOST, pem } from './helpers';
 import { FIXTURES, usePeers } from './helpers/processes';
 
@@ -16,6 +16,13 @@ const built = fs.existsSync(PEER);
 const CERTS = path.join(FIXTURES, 'certs');
 const KiB = 1024;
 const CONNECTIONS = 5; // per cell: one full handshake, then resumptions with 0-RTT
+
+/** The bytes GET /bytes/N answers on both sides: byte i is (i*31+7) mod 256. */
+function patternOf(length: number): Buffer {
+  const bytes = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) bytes[i] = (i * 31 + 7) & 255;
+  return bytes;
+}
 
 if (!built && process.env.CI === 'true') {
   test('the quic-go peer is built (test/peers/build.sh, run by setup.sh)', () => {
@@ -103,6 +110,71 @@ if (!built && process.env.CI === 'true') {
       expect(byConnection.map((report) => [report.resumed, report.earlyData, report.error ?? ''])).toEqual([
         [false, false, ''],
         ...Array.from({ length: CONNECTIONS - 1 }, () => [true, true, '']),
+      ]);
+    });
+  });
+
+  describe.each([1 * KiB, 1024 * KiB])('HTTP/3, %d-byte responses', (size) => {
+    test('quic-go HTTP/3 client → quicket Http3Server: every body byte-exact; resumed and 0-RTT GETs after the first', async () => {
+      const seen: Array<{ early: boolean; resumed: boolean }> = [];
+      const server = new Http3Server(
+        { ssl: new SslConfig({ alpn: ['h3'], cert: pem('server.pem'), key: pem('server-key.pem'), earlyData: true }) },
+        (req, res) => {
+          seen.push({ early: req.early, resumed: req.connection.resumed });
+          const length = Number(req.path.replace('/bytes/', ''));
+          res.writeHead(200, { 'content-length': String(length) });
+          res.end(patternOf(length));
+        },
+      );
+      closers.push(() => server.close());
+      const { port } = await server.listen({ host: HOST, port: 0 });
+      const client = peers.start(PEER, [
+        'h3-client', '-addr', `${HOST}:${port}`, '-ca', path.join(CERTS, 'ca.pem'), '-n', String(CONNECTIONS), '-size', String(size),
+      ], true);
+      expect(await client.exit()).toBe(0);
+      const perConnection = client.reports.filter((report) => typeof report.i === 'number');
+      expect(perConnection.map((report) => [report.ok, report.status, report.bytes, report.resumed, report.used0rtt])).toEqual([
+        [true, 200, size, false, false],
+        ...Array.from({ length: CONNECTIONS - 1 }, () => [true, 200, size, true, true]),
+      ]);
+      expect(seen).toHaveLength(CONNECTIONS);
+      expect(seen.slice(1).every((request) => request.resumed)).toBe(true);
+    });
+
+    test('quicket request() → quic-go HTTP/3 server: every body byte-exact; resumed and 0-RTT accepted after the first', async () => {
+      const server = peers.start(PEER, [
+        'h3-server', '-addr', `${HOST}:0`, '-cert', path.join(CERTS, 'server.pem'), '-key', path.join(CERTS, 'server-key.pem'), '-duration', '60s',
+      ], true);
+      const { listening } = await server.waitFor((report) => typeof report.listening === 'string', 'listening');
+      const port = Number(String(listening).split(':').at(-1));
+      const engine = new Engine();
+      closers.push(() => engine.close());
+      const ssl = new SslConfig({ alpn: ['h3'], ca: pem('ca.pem') });
+      const expected = patternOf(size);
+      let ticket: Buffer | undefined;
+      const outcomes: Array<{ status: number; exact: boolean; resumed: boolean; earlyData: string }> = [];
+      for (let i = 0; i < CONNECTIONS; i++) {
+        const connection = engine.connect({ host: HOST, port, servername: 'localhost', ssl, ticket });
+        const tickets: Buffer[] = [];
+        connection.on('ticket', (fresh: Buffer) => tickets.push(fresh));
+        const response = await request(connection, { path: `/bytes/${size}` }); // same tick: 0-RTT
+        const chunks: Buffer[] = [];
+        for await (const chunk of response.body) chunks.push(chunk as Buffer);
+        const info = await connection.handshake;
+        outcomes.push({ status: response.status, exact: Buffer.concat(chunks).equals(expected), resumed: info.resumed, earlyData: info.earlyData });
+        while (tickets.length === 0 && !connection.closed) await new Promise((resolve) => setTimeout(resolve, 10));
+        ticket = tickets.at(-1);
+        await connection.close({ timeout: 1000 });
+      }
+      expect(outcomes).toEqual([
+        { status: 200, exact: true, resumed: false, earlyData: 'none' },
+        ...Array.from({ length: CONNECTIONS - 1 }, () => ({ status: 200, exact: true, resumed: true, earlyData: 'accepted' })),
+      ]);
+      const lines = () => server.reports.filter((report) => typeof report.request === 'number');
+      await server.waitFor(() => lines().length === CONNECTIONS, 'a line per request');
+      expect(lines().sort((a, b) => a.request - b.request).map((report) => [report.resumed, report.used0rtt])).toEqual([
+        [false, false],
+        ...Array.from({ length: CONNECTIONS - 1 }, () => [true, true]),
       ]);
     });
   });

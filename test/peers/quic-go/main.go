@@ -53,7 +53,7 @@ func fatalf(format string, args ...any) {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: quic-go-peer server|client [flags]  (-h for flags)")
+		fmt.Fprintln(os.Stderr, "usage: quic-go-peer server|client|h3-server|h3-client [flags]  (-h for flags)")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -61,8 +61,12 @@ func main() {
 		runServer(os.Args[2:])
 	case "client":
 		runClient(os.Args[2:])
+	case "h3-server":
+		runH3Server(os.Args[2:])
+	case "h3-client":
+		runH3Client(os.Args[2:])
 	default:
-		fatalf("unknown mode %q (want server or client)", os.Args[1])
+		fatalf("unknown mode %q (want server, client, h3-server or h3-client)", os.Args[1])
 	}
 }
 
