@@ -178,4 +178,35 @@ if (!built && process.env.CI === 'true') {
       ]);
     });
   });
+
+  test('0-RTT rejected: a quic-go client whose ticket the quicket server can no longer open still gets every byte', async () => {
+    const server = new Engine({
+      ssl: new SslConfig({ alpn: ['echo'], cert: pem('server.pem'), key: pem('server-key.pem'), earlyData: true }),
+    });
+    closers.push(() => server.close());
+    let connections = 0;
+    server.on('connection', (connection: Connection) => {
+      const index = ++connections;
+      connection.on('error', () => {});
+      connection.on('stream', (stream: Stream) => {
+        stream.on('error', () => {});
+        stream.pipe(stream);
+      });
+      // The second connection's ticket (issued before it closes) is the last under the old key.
+      if (index === 2) connection.once('close', () => server.setTicketKeys(randomBytes(48)));
+    });
+    const { port } = await server.listen({ host: HOST, port: 0 });
+    const client = peers.start(PEER, [
+      'client', '-addr', `${HOST}:${port}`, '-ca', path.join(CERTS, 'ca.pem'),
+      '-n', '4', '-size', String(64 * KiB), '-gap-min-ms', '100', '-gap-max-ms', '150', '-seed', '1',
+    ], true);
+    expect(await client.exit()).toBe(0);
+    const perConnection = client.reports.filter((report) => typeof report.i === 'number');
+    expect(perConnection.map((report) => [report.ok, report.resumed, report.used0rtt])).toEqual([
+      [true, false, false],
+      [true, true, true],
+      [true, false, false], // the old key's ticket: a full handshake, the 0-RTT bytes resent
+      [true, true, true],
+    ]);
+  });
 });
