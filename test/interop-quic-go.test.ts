@@ -9,6 +9,7 @@ import path from 'node:path';
 
 import { Connection, Engine, Http3Server, request, SslConfig, Stream } from '../lib';
 import { HOST, pem } from './helpers';
+import { recordCell, useInteropReport } from './helpers/interop-report';
 import { FIXTURES, usePeers } from './helpers/processes';
 
 const PEER = path.join(__dirname, '..', 'build-peers', 'quic-go-peer');
@@ -16,6 +17,10 @@ const built = fs.existsSync(PEER);
 const CERTS = path.join(FIXTURES, 'certs');
 const KiB = 1024;
 const CONNECTIONS = 5; // per cell: one full handshake, then resumptions with 0-RTT
+
+function count<T>(items: T[], test: (item: T) => unknown): number {
+  return items.filter((item) => Boolean(test(item))).length;
+}
 
 /** The bytes GET /bytes/N answers on both sides: byte i is (i*31+7) mod 256. */
 function patternOf(length: number): Buffer {
@@ -32,6 +37,7 @@ if (!built && process.env.CI === 'true') {
 
 (built ? describe : describe.skip)('interop with quic-go', () => {
   const peers = usePeers();
+  useInteropReport();
   const closers: Array<() => Promise<void>> = [];
   afterEach(async () => {
     await Promise.all(closers.splice(0).map((close) => close()));
@@ -65,6 +71,8 @@ if (!built && process.env.CI === 'true') {
         [false, false],
         ...Array.from({ length: CONNECTIONS - 1 }, () => [true, true]),
       ]);
+      recordCell({ peer: 'quic-go', direction: 'peer client → quicket server', protocol: 'raw', size,
+        connections: perConnection.length, exact: count(perConnection, (r) => r.ok), resumed: count(perConnection, (r) => r.resumed), earlyAccepted: count(perConnection, (r) => r.used0rtt) });
       expect(seen).toHaveLength(CONNECTIONS);
       expect(seen.slice(1).every((stream) => stream.resumed)).toBe(true);
     });
@@ -99,6 +107,8 @@ if (!built && process.env.CI === 'true') {
         ticket = tickets.at(-1);
         await connection.close({ timeout: 1000 });
       }
+      recordCell({ peer: 'quic-go', direction: 'quicket client → peer server', protocol: 'raw', size,
+        connections: outcomes.length, exact: count(outcomes, (o) => o.exact), resumed: count(outcomes, (o) => o.resumed), earlyAccepted: count(outcomes, (o) => o.earlyData === 'accepted') });
       expect(outcomes).toEqual([
         { resumed: false, earlyData: 'none', exact: true },
         ...Array.from({ length: CONNECTIONS - 1 }, () => ({ resumed: true, earlyData: 'accepted', exact: true })),
@@ -133,6 +143,8 @@ if (!built && process.env.CI === 'true') {
       ], true);
       expect(await client.exit()).toBe(0);
       const perConnection = client.reports.filter((report) => typeof report.i === 'number');
+      recordCell({ peer: 'quic-go', direction: 'peer client → quicket server', protocol: 'h3', size,
+        connections: perConnection.length, exact: count(perConnection, (r) => r.ok), resumed: count(perConnection, (r) => r.resumed), earlyAccepted: count(perConnection, (r) => r.used0rtt) });
       expect(perConnection.map((report) => [report.ok, report.status, report.bytes, report.resumed, report.used0rtt])).toEqual([
         [true, 200, size, false, false],
         ...Array.from({ length: CONNECTIONS - 1 }, () => [true, 200, size, true, true]),
@@ -166,6 +178,8 @@ if (!built && process.env.CI === 'true') {
         ticket = tickets.at(-1);
         await connection.close({ timeout: 1000 });
       }
+      recordCell({ peer: 'quic-go', direction: 'quicket client → peer server', protocol: 'h3', size,
+        connections: outcomes.length, exact: count(outcomes, (o) => o.exact), resumed: count(outcomes, (o) => o.resumed), earlyAccepted: count(outcomes, (o) => o.earlyData === 'accepted') });
       expect(outcomes).toEqual([
         { status: 200, exact: true, resumed: false, earlyData: 'none' },
         ...Array.from({ length: CONNECTIONS - 1 }, () => ({ status: 200, exact: true, resumed: true, earlyData: 'accepted' })),
