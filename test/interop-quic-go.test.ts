@@ -223,4 +223,44 @@ if (!built && process.env.CI === 'true') {
       [true, true, true],
     ]);
   });
+
+  test('0-RTT rejected: quicket resuming at a quic-go server that replaced its ticket key still delivers every byte', async () => {
+    const server = peers.start(PEER, [
+      'server', '-addr', `${HOST}:0`, '-cert', path.join(CERTS, 'server.pem'), '-key', path.join(CERTS, 'server-key.pem'),
+      '-duration', '60s', '-rotate-after', '2',
+    ], true);
+    const { listening } = await server.waitFor((report) => typeof report.listening === 'string', 'listening');
+    const port = Number(String(listening).split(':').at(-1));
+    const engine = new Engine();
+    closers.push(() => engine.close());
+    const ssl = new SslConfig({ alpn: ['echo'], ca: pem('ca.pem') });
+    const echo = async (ticket?: Buffer) => {
+      const connection = engine.connect({ host: HOST, port, servername: 'localhost', ssl, ticket });
+      const tickets: Buffer[] = [];
+      connection.on('ticket', (fresh: Buffer) => tickets.push(fresh));
+      const message = randomBytes(64 * KiB);
+      const stream = connection.openStream(); // same tick: 0-RTT when the ticket allows
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      const ended = new Promise<void>((resolve, reject) => stream.once('end', resolve).once('error', reject));
+      stream.end(message);
+      const info = await connection.handshake;
+      await ended;
+      while (tickets.length === 0 && !connection.closed) await new Promise((resolve) => setTimeout(resolve, 10));
+      await connection.close({ timeout: 1000 });
+      return { ticket: tickets.at(-1), resumed: info.resumed, earlyData: info.earlyData, exact: Buffer.concat(chunks).equals(message) };
+    };
+    const first = await echo();
+    const second = await echo(first.ticket);
+    await server.waitFor((report) => report.rotated === true, 'the key replaced');
+    // The first ticket was sealed under the old key for sure: the server cannot open it any more.
+    const third = await echo(first.ticket);
+    const fourth = await echo(third.ticket);
+    expect([first, second, third, fourth].map(({ resumed, earlyData, exact }) => ({ resumed, earlyData, exact }))).toEqual([
+      { resumed: false, earlyData: 'none', exact: true },
+      { resumed: true, earlyData: 'accepted', exact: true },
+      { resumed: false, earlyData: 'rejected', exact: true },
+      { resumed: true, earlyData: 'accepted', exact: true },
+    ]);
+  });
 });

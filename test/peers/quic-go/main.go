@@ -87,6 +87,7 @@ func runServer(args []string) {
 	duration := fs.Duration("duration", 10*time.Minute, "exit after this long")
 	maxConns := fs.Int64("max-conns", 0, "exit after this many connections have finished their handshake (0: no limit)")
 	no0rtt := fs.Bool("no-0rtt", false, "refuse 0-RTT (tickets then carry no early-data permission)")
+	rotateAfter := fs.Int64("rotate-after", 0, "replace the session ticket key once this many connections have ended (0: never)")
 	fs.Parse(args)
 	if *certFile == "" || *keyFile == "" {
 		fatalf("server: -cert and -key are required")
@@ -146,6 +147,13 @@ func runServer(args []string) {
 				}
 			}
 			emit(report)
+			if *rotateAfter > 0 && handshakes.Load()+failed.Load() == *rotateAfter {
+				// Tickets issued so far can no longer be opened: their holders get a full handshake.
+				var key [32]byte
+				rand.Read(key[:])
+				tlsConf.SetSessionTicketKeys([][32]byte{key})
+				emit(map[string]any{"rotated": true})
+			}
 			if *maxConns > 0 && handshakes.Load()+failed.Load() >= *maxConns {
 				cancel()
 			}
