@@ -336,9 +336,11 @@ void Engine::SendBatch(const uint8_t* data, size_t length, size_t segment, const
   if (socket_) socket_->SendBatch(data, length, segment, remote);
 }
 
-void Engine::ReportCallbackException(const Napi::Error& error) {
-  pending_exceptions_.push_back(Napi::Reference<Napi::Value>::New(error.Value(), 1));
-}
+// At once, before any other callback: an exception that escaped a callback (or the ticks run
+// after it) can leave Node's async-context stack unwound only part way, and Node clears it when it
+// handles the exception. Another MakeCallback before that aborts the process when async hooks are
+// enabled (AsyncLocalStorage, APM agents).
+void Engine::ReportCallbackException(const Napi::Error& error) { napi_fatal_exception(Env(), error.Value()); }
 
 void Engine::OnCheck(uv_check_t* check) { static_cast<Engine*>(check->data)->RunTurn(); }
 
@@ -370,9 +372,6 @@ void Engine::RunTurn() {
   }
   if (with_events_.empty() && dirty_.empty() && idle_) uv_idle_stop(idle_);
   MaybeFinishClose();
-  std::vector<Napi::Reference<Napi::Value>> exceptions;
-  exceptions.swap(pending_exceptions_);
-  for (auto& exception : exceptions) napi_fatal_exception(env, exception.Value());
 }
 
 void Engine::Close(const Napi::CallbackInfo& info) {

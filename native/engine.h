@@ -106,7 +106,6 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   std::unordered_set<Connection*> dirty_;
   std::unordered_set<Connection*> with_events_;
   std::unique_ptr<Napi::AsyncContext> async_context_;
-  std::vector<Napi::Reference<Napi::Value>> pending_exceptions_;
   Napi::ObjectReference owner_;
 };
 

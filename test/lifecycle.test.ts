@@ -320,8 +320,11 @@ describe('lifecycle', () => {
     );
   });
 
-  test('application event handlers that throw do not corrupt native state (in a child process with an uncaughtException handler)', async () => {
-    const child = spawn(process.execPath, [path.join(FIXTURES, 'throwing-handlers.js'), DIST], { stdio: ['ignore', 'pipe', 'pipe'] });
+  test.each([
+    ['', []],
+    [', with async hooks enabled', ['--require', path.join(FIXTURES, 'enable-async-hooks.js')]],
+  ])('application event handlers that throw do not corrupt native state (in a child process with an uncaughtException handler%s)', async (_with, flags) => {
+    const child = spawn(process.execPath, [...flags, path.join(FIXTURES, 'throwing-handlers.js'), DIST], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
@@ -362,6 +365,7 @@ describe('lifecycle', () => {
         'server engine close',
         'server handshake',
         'server stream',
+        'server stream (next tick)',
       ].sort(),
     );
   });
