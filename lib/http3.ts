@@ -30,6 +30,7 @@ export type Http3OutgoingHeaders = Record<string, string | number | string[]>;
 export const H3_ALPN = 'h3';
 
 // RFC 9114 §8.1 error codes used on streams.
+const H3_INTERNAL_ERROR = 0x102;
 const H3_EXCESSIVE_LOAD = 0x107;
 const H3_REQUEST_CANCELLED = 0x10c;
 
@@ -275,10 +276,24 @@ export class Http3Response extends Writable {
     this.#stream.end((error?: Error | null) => callback(this.#stream.destroyed ? null : error));
   }
 
+  /**
+   * Destroyed before the response was complete: the stream is reset, with the error's quicCode,
+   * else H3_INTERNAL_ERROR for an error and H3_REQUEST_CANCELLED without one (like
+   * http.ServerResponse#destroy(), the client learns the response will not come).
+   */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    if (error && !this.#stream.destroyed) this.#stream.destroy(error);
-    callback(error);
+    if (!this.#stream.destroyed && !this.writableFinished) this.#stream.destroy(resetWith(error, error ? H3_INTERNAL_ERROR : H3_REQUEST_CANCELLED));
+    // Like node:http's res.destroy(err), the error ends the exchange; it is emitted only when
+    // listened for, never as an uncaught exception that takes the server down.
+    callback(error && this.listenerCount('error') > 0 ? error : null);
   }
+}
+
+/** `error` as the stream's reset reason, with `code` unless it carries its own quicCode. */
+function resetWith(error: Error | null, code: number): Error {
+  if (error && (error as { quicCode?: unknown }).quicCode !== undefined) return error;
+  const message = error ? `response destroyed: ${error.message}` : 'response destroyed';
+  return Object.assign(new Error(message, error ? { cause: error } : undefined), { code: 'ERR_QUIC_HTTP3_RESPONSE_DESTROYED', quicCode: code });
 }
 
 export type Http3Handler = (req: Http3Request, res: Http3Response) => void;

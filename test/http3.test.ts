@@ -311,6 +311,20 @@ describe('HTTP/3', () => {
       await expect(pending).rejects.toMatchObject({ code: expect.stringMatching(/^ERR_QUIC_/) });
     });
 
+    test.each([
+      ['with an error', new Error('handler failed'), 0x102],
+      ['without one', undefined, H3_REQUEST_CANCELLED],
+    ])('a handler destroying its response %s resets the stream (code %#x); the connection keeps serving', async (_how, error, code) => {
+      const { connect } = await start((req, res) => {
+        if (req.path === '/broken') res.destroy(error);
+        else res.end('fine');
+      });
+      const connection = connect();
+      await expect(request(connection, { path: '/broken' })).rejects.toMatchObject({ code: 'ERR_QUIC_STREAM_RESET', quicCode: code });
+      const again = await request(connection, { path: '/again' });
+      expect((await body(again.body)).toString()).toBe('fine');
+    });
+
     test('a response body nobody reads emits no unhandled error when the connection ends', async () => {
       const { connect } = await start((req, res) => res.end(pattern(1024 * 1024)));
       const connection = connect();
