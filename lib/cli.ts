@@ -196,7 +196,20 @@ export function resolveStaticPath(root: string, requestPath: string): { file: st
   return stat.isFile() ? { file: real } : { status: 404 };
 }
 
+/**
+ * `serve` logs one JSON line per request on stdout. A reader that goes away (a closed pipe) ends
+ * the log, not the server: it keeps serving, silently.
+ */
+let logOpen = true;
+function logLine(value: unknown): void {
+  if (logOpen) process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
 async function serve(directory: string, options: ServeOptions): Promise<void> {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    logOpen = false;
+    if (error.code !== 'EPIPE') process.stderr.write(`quicket: request log: ${error.message}\n`);
+  });
   const root = fs.realpathSync(directory);
   const ticketKeys = options.ticketKeysFile ? fs.readFileSync(options.ticketKeysFile) : undefined;
   const ssl = new SslConfig({
@@ -210,7 +223,7 @@ async function serve(directory: string, options: ServeOptions): Promise<void> {
     handleStatic(root, req, res);
   });
   const address = await server.listen({ host: options.host, port: Number(options.port) });
-  process.stdout.write(`${JSON.stringify({ address: address.address, port: address.port, family: address.family })}\n`);
+  logLine({ address: address.address, port: address.port, family: address.family });
   const stop = (): void => {
     server.close().then(() => process.exit(0));
   };
@@ -221,14 +234,7 @@ async function serve(directory: string, options: ServeOptions): Promise<void> {
 function handleStatic(root: string, req: Http3Request, res: Http3Response): void {
   let bytes = 0;
   const log = (status: number): void => {
-    process.stdout.write(`${JSON.stringify({
-      method: req.method,
-      path: req.path,
-      status,
-      bytes,
-      early: req.early,
-      resumed: req.connection.resumed,
-    })}\n`);
+    logLine({ method: req.method, path: req.path, status, bytes, early: req.early, resumed: req.connection.resumed });
   };
   const fail = (status: number, extra: Record<string, string> = {}): void => {
     const body = `${status}\n`;

@@ -1,12 +1,13 @@
 // The `quicket` command run as a child process (bin/quicket on the dist/ that test/global-setup.js
 // builds): --version, what it prints when things go wrong (one line, never a stack trace), a
 // closed pipe, and a --ticket-file that holds something else.
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { Http3Server, SslConfig, Ticket, versions } from '../lib';
+import { Engine, Http3Server, request, SslConfig, Ticket, versions } from '../lib';
 import { HOST, pattern, pem } from './helpers';
 import { ExitResult, runToExit } from './helpers/processes';
 
@@ -108,5 +109,37 @@ describe('the quicket command', () => {
     const second = await quicket(['get', `${base}/`, '--ca', CA, '--ticket-file', file, '--verbose']);
     expect(second.code).toBe(0);
     expect(JSON.parse(second.stderr)).toMatchObject({ status: 200, resumed: true });
+  });
+
+  test('`quicket serve` whose request log reader goes away keeps serving', async () => {
+    fs.writeFileSync(path.join(work, 'page.txt'), 'still here');
+    const child = spawn(process.execPath, [CLI, 'serve', work, '--cert', path.join(__dirname, 'fixtures', 'certs', 'server.pem'),
+      '--key', path.join(__dirname, 'fixtures', 'certs', 'server-key.pem'), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    try {
+      const first = await new Promise<string>((resolve) => child.stdout.once('data', (chunk) => resolve(String(chunk))));
+      const { port } = JSON.parse(first.split('\n')[0]);
+      child.stdout.destroy(); // the reader of the log is gone: the next log line meets EPIPE
+      const engine = new Engine();
+      try {
+        for (let i = 0; i < 3; i++) {
+          const connection = engine.connect({ host: HOST, port, servername: 'localhost', ssl: new SslConfig({ alpn: ['h3'], ca: pem('ca.pem') }) });
+          const response = await request(connection, { path: '/page.txt' });
+          const chunks: Buffer[] = [];
+          for await (const chunk of response.body) chunks.push(chunk as Buffer);
+          expect([response.status, Buffer.concat(chunks).toString()]).toEqual([200, 'still here']);
+          await connection.close();
+        }
+      } finally {
+        await engine.close();
+      }
+      expect(child.exitCode).toBeNull();
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    expect(stderr).toBe('');
   });
 });
