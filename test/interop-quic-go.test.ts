@@ -3,14 +3,14 @@
 // from the newest ticket with the message sent as 0-RTT. The peer is our own program on quic-go's
 // public API (test/peers/quic-go, built by test/peers/build.sh). Without it the cells are skipped,
 // and fail under CI=true, where setup.sh builds it.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
 import { Connection, Engine, Http3Server, request, SslConfig, Stream } from '../lib';
 import { HOST, pem } from './helpers';
 import { recordCell, useInteropReport } from './helpers/interop-report';
-import { FIXTURES, usePeers } from './helpers/processes';
+import { FIXTURES, Peer, usePeers } from './helpers/processes';
 
 const PEER = path.join(__dirname, '..', 'build-peers', 'quic-go-peer');
 const built = fs.existsSync(PEER);
@@ -42,6 +42,51 @@ if (!built && process.env.CI === 'true') {
   afterEach(async () => {
     await Promise.all(closers.splice(0).map((close) => close()));
   });
+
+  /** Starts a peer server mode; resolves with its port once it listens. */
+  async function startPeerServer(mode: 'server' | 'h3-server', extra: string[] = []): Promise<{ server: Peer; port: number }> {
+    const server = peers.start(PEER, [
+      mode, '-addr', `${HOST}:0`, '-cert', path.join(CERTS, 'server.pem'), '-key', path.join(CERTS, 'server-key.pem'), '-duration', '60s', ...extra,
+    ], true);
+    const { listening } = await server.waitFor((report) => typeof report.listening === 'string', 'listening');
+    return { server, port: Number(String(listening).split(':').at(-1)) };
+  }
+
+  /** A quicket client engine (closed after the test) and its SslConfig for `alpn`. */
+  function quicketClient(alpn: string): { engine: Engine; ssl: SslConfig } {
+    const engine = new Engine();
+    closers.push(() => engine.close());
+    return { engine, ssl: new SslConfig({ alpn: [alpn], ca: pem('ca.pem') }) };
+  }
+
+  /**
+   * One quicket connection: `exchange` runs in the tick of connect() (so it rides 0-RTT when the
+   * ticket allows); then the connection waits for its new ticket and closes gracefully.
+   */
+  async function quicketConnection<T>(engine: Engine, port: number, ssl: SslConfig, ticket: Buffer | undefined,
+    exchange: (connection: Connection) => Promise<T>): Promise<{ result: T; resumed: boolean; earlyData: string; ticket?: Buffer }> {
+    const connection = engine.connect({ host: HOST, port, servername: 'localhost', ssl, ticket });
+    const tickets: Buffer[] = [];
+    connection.on('ticket', (fresh: Buffer) => tickets.push(fresh));
+    const result = await exchange(connection);
+    const info = await connection.handshake;
+    while (tickets.length === 0 && !connection.closed) await new Promise((resolve) => setTimeout(resolve, 10));
+    await connection.close({ timeout: 1000 });
+    return { result, resumed: info.resumed, earlyData: info.earlyData, ticket: tickets.at(-1) };
+  }
+
+  /** Echoes `message` on a raw stream opened in the same tick; resolves whether it came back exactly. */
+  function echoes(message: Buffer): (connection: Connection) => Promise<boolean> {
+    return async (connection) => {
+      const stream = connection.openStream();
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      const ended = new Promise<void>((resolve, reject) => stream.once('end', resolve).once('error', reject));
+      stream.end(message);
+      await ended;
+      return Buffer.concat(chunks).equals(message);
+    };
+  }
 
   describe.each([1 * KiB, 1024 * KiB])('%d bytes', (size) => {
     test('quic-go client → quicket server: every echo byte-exact; resumed and 0-RTT accepted after the first', async () => {
@@ -78,34 +123,14 @@ if (!built && process.env.CI === 'true') {
     });
 
     test('quicket client → quic-go server: every echo byte-exact; resumed and 0-RTT accepted after the first', async () => {
-      const server = peers.start(PEER, [
-        'server', '-addr', `${HOST}:0`, '-cert', path.join(CERTS, 'server.pem'), '-key', path.join(CERTS, 'server-key.pem'), '-duration', '60s',
-      ], true);
-      const { listening } = await server.waitFor((report) => typeof report.listening === 'string', 'listening');
-      const port = Number(String(listening).split(':').at(-1));
-      const engine = new Engine();
-      closers.push(() => engine.close());
-      const ssl = new SslConfig({ alpn: ['echo'], ca: pem('ca.pem') });
+      const { server, port } = await startPeerServer('server');
+      const { engine, ssl } = quicketClient('echo');
       let ticket: Buffer | undefined;
       const outcomes: Array<{ resumed: boolean; earlyData: string; exact: boolean }> = [];
       for (let i = 0; i < CONNECTIONS; i++) {
-        const connection = engine.connect({ host: HOST, port, servername: 'localhost', ssl, ticket });
-        const tickets: Buffer[] = [];
-        connection.on('ticket', (fresh: Buffer) => tickets.push(fresh));
-        const message = randomBytes(size);
-        const stream = connection.openStream(); // same tick as connect(): 0-RTT when the ticket allows
-        const chunks: Buffer[] = [];
-        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-        const ended = new Promise<void>((resolve, reject) => stream.once('end', resolve).once('error', reject));
-        stream.end(message);
-        const info = await connection.handshake;
-        await ended;
-        const echoed = Buffer.concat(chunks);
-        const digest = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
-        outcomes.push({ resumed: info.resumed, earlyData: info.earlyData, exact: digest(echoed) === digest(message) });
-        while (tickets.length === 0 && !connection.closed) await new Promise((resolve) => setTimeout(resolve, 10));
-        ticket = tickets.at(-1);
-        await connection.close({ timeout: 1000 });
+        const done = await quicketConnection(engine, port, ssl, ticket, echoes(randomBytes(size)));
+        outcomes.push({ resumed: done.resumed, earlyData: done.earlyData, exact: done.result });
+        ticket = done.ticket;
       }
       recordCell({ peer: 'quic-go', direction: 'quicket client → peer server', protocol: 'raw', size,
         connections: outcomes.length, exact: count(outcomes, (o) => o.exact), resumed: count(outcomes, (o) => o.resumed), earlyAccepted: count(outcomes, (o) => o.earlyData === 'accepted') });
@@ -154,29 +179,20 @@ if (!built && process.env.CI === 'true') {
     });
 
     test('quicket request() → quic-go HTTP/3 server: every body byte-exact; resumed and 0-RTT accepted after the first', async () => {
-      const server = peers.start(PEER, [
-        'h3-server', '-addr', `${HOST}:0`, '-cert', path.join(CERTS, 'server.pem'), '-key', path.join(CERTS, 'server-key.pem'), '-duration', '60s',
-      ], true);
-      const { listening } = await server.waitFor((report) => typeof report.listening === 'string', 'listening');
-      const port = Number(String(listening).split(':').at(-1));
-      const engine = new Engine();
-      closers.push(() => engine.close());
-      const ssl = new SslConfig({ alpn: ['h3'], ca: pem('ca.pem') });
+      const { server, port } = await startPeerServer('h3-server');
+      const { engine, ssl } = quicketClient('h3');
       const expected = patternOf(size);
       let ticket: Buffer | undefined;
       const outcomes: Array<{ status: number; exact: boolean; resumed: boolean; earlyData: string }> = [];
       for (let i = 0; i < CONNECTIONS; i++) {
-        const connection = engine.connect({ host: HOST, port, servername: 'localhost', ssl, ticket });
-        const tickets: Buffer[] = [];
-        connection.on('ticket', (fresh: Buffer) => tickets.push(fresh));
-        const response = await request(connection, { path: `/bytes/${size}` }); // same tick: 0-RTT
-        const chunks: Buffer[] = [];
-        for await (const chunk of response.body) chunks.push(chunk as Buffer);
-        const info = await connection.handshake;
-        outcomes.push({ status: response.status, exact: Buffer.concat(chunks).equals(expected), resumed: info.resumed, earlyData: info.earlyData });
-        while (tickets.length === 0 && !connection.closed) await new Promise((resolve) => setTimeout(resolve, 10));
-        ticket = tickets.at(-1);
-        await connection.close({ timeout: 1000 });
+        const done = await quicketConnection(engine, port, ssl, ticket, async (connection) => {
+          const response = await request(connection, { path: `/bytes/${size}` });
+          const chunks: Buffer[] = [];
+          for await (const chunk of response.body) chunks.push(chunk as Buffer);
+          return { status: response.status, exact: Buffer.concat(chunks).equals(expected) };
+        });
+        outcomes.push({ ...done.result, resumed: done.resumed, earlyData: done.earlyData });
+        ticket = done.ticket;
       }
       recordCell({ peer: 'quic-go', direction: 'quicket client → peer server', protocol: 'h3', size,
         connections: outcomes.length, exact: count(outcomes, (o) => o.exact), resumed: count(outcomes, (o) => o.resumed), earlyAccepted: count(outcomes, (o) => o.earlyData === 'accepted') });
@@ -225,30 +241,11 @@ if (!built && process.env.CI === 'true') {
   });
 
   test('0-RTT rejected: quicket resuming at a quic-go server that replaced its ticket key still delivers every byte', async () => {
-    const server = peers.start(PEER, [
-      'server', '-addr', `${HOST}:0`, '-cert', path.join(CERTS, 'server.pem'), '-key', path.join(CERTS, 'server-key.pem'),
-      '-duration', '60s', '-rotate-after', '2',
-    ], true);
-    const { listening } = await server.waitFor((report) => typeof report.listening === 'string', 'listening');
-    const port = Number(String(listening).split(':').at(-1));
-    const engine = new Engine();
-    closers.push(() => engine.close());
-    const ssl = new SslConfig({ alpn: ['echo'], ca: pem('ca.pem') });
+    const { server, port } = await startPeerServer('server', ['-rotate-after', '2']);
+    const { engine, ssl } = quicketClient('echo');
     const echo = async (ticket?: Buffer) => {
-      const connection = engine.connect({ host: HOST, port, servername: 'localhost', ssl, ticket });
-      const tickets: Buffer[] = [];
-      connection.on('ticket', (fresh: Buffer) => tickets.push(fresh));
-      const message = randomBytes(64 * KiB);
-      const stream = connection.openStream(); // same tick: 0-RTT when the ticket allows
-      const chunks: Buffer[] = [];
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      const ended = new Promise<void>((resolve, reject) => stream.once('end', resolve).once('error', reject));
-      stream.end(message);
-      const info = await connection.handshake;
-      await ended;
-      while (tickets.length === 0 && !connection.closed) await new Promise((resolve) => setTimeout(resolve, 10));
-      await connection.close({ timeout: 1000 });
-      return { ticket: tickets.at(-1), resumed: info.resumed, earlyData: info.earlyData, exact: Buffer.concat(chunks).equals(message) };
+      const done = await quicketConnection(engine, port, ssl, ticket, echoes(randomBytes(64 * KiB)));
+      return { ticket: done.ticket, resumed: done.resumed, earlyData: done.earlyData, exact: done.result };
     };
     const first = await echo();
     const second = await echo(first.ticket);
