@@ -13,7 +13,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -107,14 +106,7 @@ func runH3Client(args []string) {
 	if *n < 1 || *n > 10000 {
 		fatalf("h3-client: -n must be 1..10000")
 	}
-	pem, err := os.ReadFile(*caFile)
-	if err != nil {
-		fatalf("h3-client: %v", err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem) {
-		fatalf("h3-client: no certificate in %s", *caFile)
-	}
+	roots := rootsFrom("h3-client", *caFile)
 	cache := &noticingCache{inner: tls.NewLRUClientSessionCache(8), puts: make(chan struct{}, 16)}
 	failed := 0
 	for i := 0; i < *n; i++ {

@@ -203,6 +203,26 @@ func serveConn(ctx context.Context, conn quic.EarlyConnection, id int64) serverC
 
 // ---- client ---------------------------------------------------------------------------------
 
+// rootsFrom reads the CA to verify servers with; with no file, the system's roots.
+func rootsFrom(mode, caFile string) *x509.CertPool {
+	if caFile == "" {
+		sys, err := x509.SystemCertPool()
+		if err != nil {
+			fatalf("%s: system roots: %v", mode, err)
+		}
+		return sys
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		fatalf("%s: %v", mode, err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		fatalf("%s: no certificate in %s", mode, caFile)
+	}
+	return roots
+}
+
 // noticingCache wraps Go's LRU session cache: it tells when a new ticket arrives and what the
 // cached session allowed when a connection looked it up.
 type noticingCache struct {
@@ -289,22 +309,7 @@ func runClient(args []string) {
 	if *size < 0 || *size > 64<<20 {
 		fatalf("client: -size must be 0..64 MiB")
 	}
-	roots := x509.NewCertPool()
-	if *caFile != "" {
-		pem, err := os.ReadFile(*caFile)
-		if err != nil {
-			fatalf("client: %v", err)
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			fatalf("client: no certificate in %s", *caFile)
-		}
-	} else {
-		sys, err := x509.SystemCertPool()
-		if err != nil {
-			fatalf("client: system roots: %v", err)
-		}
-		roots = sys
-	}
+	roots := rootsFrom("client", *caFile)
 	cache := &noticingCache{inner: tls.NewLRUClientSessionCache(16), puts: make(chan struct{}, 16)}
 	tlsConf := &tls.Config{
 		RootCAs:            roots,
