@@ -116,6 +116,8 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   RequestStart SubmitRequest(std::vector<std::string>& headers, int64_t* id, int* error);
   // The peer allows more streams, or the handshake decided the protocol: retry pending opens.
   void WakePendingOpens();
+  // The peer reset a stream (or asked us to stop sending on it).
+  void OnPeerAbort(int64_t stream_id, uint64_t code, bool stop_sending);
   void OpenPendingStreams();
   int SubmitResponse(int64_t id, const std::vector<std::string>& headers);  // 0 or an nghttp3 error
 

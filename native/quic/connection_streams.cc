@@ -114,21 +114,21 @@ int Connection::StreamClosed(ngtcp2_conn* conn, uint32_t flags, int64_t stream_i
 
 int Connection::StreamReset(ngtcp2_conn*, int64_t stream_id, uint64_t, uint64_t app_error_code, void* user,
                             void*) {
-  auto* self = static_cast<Connection*>(user);
-  self->app_->StreamReset(stream_id);
-  if (Stream* stream = self->streams_.Find(stream_id)) self->Announce(stream, false);
-  self->Queue(events::StreamReset{stream_id, app_error_code, false});
+  static_cast<Connection*>(user)->OnPeerAbort(stream_id, app_error_code, false);
   return 0;
 }
 
+// ngtcp2 answers STOP_SENDING with RESET_STREAM itself; JS learns the write side is gone.
 int Connection::StreamStopSending(ngtcp2_conn*, int64_t stream_id, uint64_t app_error_code, void* user,
                                   void*) {
-  auto* self = static_cast<Connection*>(user);
-  self->app_->StreamReset(stream_id);
-  if (Stream* stream = self->streams_.Find(stream_id)) self->Announce(stream, false);
-  // ngtcp2 answers STOP_SENDING with RESET_STREAM itself; JS learns the write side is gone.
-  self->Queue(events::StreamReset{stream_id, app_error_code, true});
+  static_cast<Connection*>(user)->OnPeerAbort(stream_id, app_error_code, true);
   return 0;
+}
+
+void Connection::OnPeerAbort(int64_t stream_id, uint64_t code, bool stop_sending) {
+  app_->StreamReset(stream_id);
+  if (Stream* stream = streams_.Find(stream_id)) Announce(stream, false);
+  Queue(events::StreamReset{stream_id, code, stop_sending});
 }
 
 int Connection::ExtendMaxLocalStreams(ngtcp2_conn*, uint64_t, void* user) {
