@@ -4,6 +4,7 @@ import path from 'node:path';
 import { nativeEventCallbacks } from './native-events';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
+/** @internal */
 export interface NativeBinding {
   Engine: new (owner: object, options: object) => any;
   SslConfig: new (options: object) => any;
@@ -15,6 +16,7 @@ export interface NativeBinding {
   versions: { openssl: string; ngtcp2: string; nghttp3: string };
 }
 
+/** @internal */
 export const kOnConnection = Symbol('quicket.onConnection');
 
 function load(): NativeBinding {
@@ -24,6 +26,7 @@ function load(): NativeBinding {
   return require('node-gyp-build')(path.join(__dirname, '..'));
 }
 
+/** @internal */
 export const binding: NativeBinding = load();
 
 binding.setCallbacks({

@@ -86,7 +86,7 @@ export const kSubmitResponse = Symbol('quicket.submitResponse');
 /** @internal Stream event carrying HTTP/3 header fields: (pairs: string[], trailers: boolean). */
 export const kHeadersEvent = Symbol('quicket.headers');
 
-export class Connection extends EventEmitter implements StreamOwner, NativeConnectionEvents {
+export class Connection extends EventEmitter {
   /** Resolves when the handshake completes; rejects if the connection fails first. */
   readonly handshake: Promise<HandshakeInfo>;
   #native: any;
@@ -194,6 +194,14 @@ export class Connection extends EventEmitter implements StreamOwner, NativeConne
       this.#native.close(options.code ?? 0, options.reason ?? '', options.timeout ?? DEFAULT_CLOSE_TIMEOUT);
     }
     return done;
+  }
+
+  /**
+   * `await using connection = engine.connect(...)` closes it gracefully at the end of the scope
+   * (close() with its defaults; an already closed connection resolves at once).
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   /** True from close() on: the connection takes no new streams. */
@@ -396,6 +404,11 @@ export class Connection extends EventEmitter implements StreamOwner, NativeConne
     }
   }
 }
+
+// What Stream and native code call on a Connection, checked here rather than with `implements`:
+// both are internal, and the published .d.ts leaves them out (stripInternal).
+type Implements<T extends Contract, Contract> = T;
+type _ConnectionContracts = [Implements<Connection, StreamOwner>, Implements<Connection, NativeConnectionEvents>];
 
 // Typed listeners for the events above (the untyped EventEmitter signatures remain available).
 export interface Connection {

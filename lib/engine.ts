@@ -260,6 +260,11 @@ export class Engine extends EventEmitter {
     return this.#closing;
   }
 
+  /** `await using engine = new Engine()` closes it (and its connections) at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
   get closed(): boolean {
     return this.#closed;
   }

@@ -342,6 +342,11 @@ export class Http3Server extends EventEmitter {
     await this.engine.close();
   }
 
+  /** `await using server = new Http3Server(...)` closes it gracefully at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
   #connections = new Set<Connection>();
 
   #serve(connection: Connection): void {

@@ -45,7 +45,7 @@ export interface NativeConnectionEvents {
 
 type Owner = NativeConnectionEvents;
 
-/** The per-kind functions native code calls, each with the connection's owner first. */
+/** @internal The per-kind functions native code calls, each with the connection's owner first. */
 export const nativeEventCallbacks = {
   handshake: (owner: Owner, info: HandshakeInfo) => owner[kOnHandshake](info),
   resumed: (owner: Owner) => owner[kOnResumed](),

@@ -1,5 +1,6 @@
 // jest globalSetup: generate the test certificates (test/fixtures/certs/) and compile lib/ to
-// dist/ once per run, for tests that start child processes (the CLI, multi-process clusters).
+// dist/ (and its ES module face) once per run, for tests that start child processes (the CLI,
+// multi-process clusters) or load the package by its name.
 const { execFileSync } = require('child_process');
 const path = require('path');
 
@@ -9,4 +10,5 @@ module.exports = async () => {
   execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], {
     stdio: 'inherit',
   });
+  execFileSync(process.execPath, [path.join(root, 'scripts', 'build-esm.js')], { stdio: 'ignore' });
 };
