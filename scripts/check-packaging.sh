@@ -17,6 +17,8 @@
 #      libngtcp2*, libnghttp3*, libgnutls*, libssl.so*, libcrypto.so* of the system is hidden
 #      behind /dev/null, two Engines make a real QUIC handshake, an echo and a resumption over
 #      loopback, no such library is mapped, and versions.openssl is 3.5.x
+#   8. that installed package from an ES module (named imports, the same instance as require(),
+#      internal paths refused) and from TypeScript: a .mts and a .cts file compile against its types
 # Prints PASS/FAIL per step; exits non-zero if any failed. Needs root (for the mount namespace).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,7 +65,7 @@ elf_check() {
   return $ok
 }
 
-step_tsc() { npx tsc -p tsconfig.build.json; }
+step_tsc() { npm run build:ts; }
 
 step_gyp() {
   rm -rf prebuilds
@@ -245,6 +247,49 @@ step_install() {
     '
 }
 
+# The installed tarball as a TypeScript project uses it: named ES module imports and require()
+# (one instance), internal paths refused, and the published types compile for both module kinds
+# (module node16, skipLibCheck off, so the .d.ts files themselves are checked).
+step_consumer() {
+  local app=$TMP/app
+  [ -d "$app/node_modules/quicket" ] || { echo "no installed package (the install step failed)"; return 1; }
+  cd "$app"
+  cat > esm.mjs <<'JS'
+import { Engine, SslConfig, Ticket, versions } from 'quicket';
+import quicket from 'quicket';
+import { createRequire } from 'node:module';
+const required = createRequire(import.meta.url)('quicket');
+if (typeof Engine !== 'function' || typeof SslConfig !== 'function' || typeof Ticket !== 'object') throw new Error('named imports missing');
+if (required.Engine !== Engine || quicket.Engine !== Engine) throw new Error('import and require() load different instances');
+for (const internal of ['quicket/dist/engine.js', 'quicket/dist/binding.js']) {
+  await import(internal).then(() => { throw new Error(internal + ' is importable'); }, (error) => {
+    if (error.code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED') throw error;
+  });
+}
+console.log('esm: named imports ok, one instance, internals refused; openssl ' + versions.openssl);
+JS
+  node esm.mjs
+  cat > check.mts <<'TS'
+import { Engine, SslConfig, type HandshakeInfo } from 'quicket';
+await using engine = new Engine();
+const connection = engine.connect({ host: '127.0.0.1', port: 9, ssl: new SslConfig({ alpn: ['echo'] }) });
+connection.handshake.then((info: HandshakeInfo) => info.resumed, () => false);
+TS
+  cat > check.cts <<'TS'
+import { Engine, Connection, Ticket } from 'quicket';
+export const engine: Engine = new Engine();
+export const connection: Connection | undefined = undefined;
+export const inspect = Ticket.inspect;
+TS
+  cat > tsconfig.json <<'JSON'
+{ "compilerOptions": { "module": "node16", "moduleResolution": "node16", "target": "ES2022", "strict": true,
+  "noEmit": true, "skipLibCheck": false, "types": ["node"], "typeRoots": ["TYPES"] }, "files": ["check.mts", "check.cts"] }
+JSON
+  sed -i "s|TYPES|$ROOT/node_modules/@types|" tsconfig.json
+  node "$ROOT/node_modules/typescript/bin/tsc" -p tsconfig.json
+  echo "types: check.mts and check.cts compile against the published declarations"
+}
+
 failed=0
 run() {
   local name=$1; shift
@@ -261,6 +306,7 @@ run "cmake-js build loads" step_cmake
 run "cmake-js build links only libc/libstdc++ and exports only the N-API entry points" step_cmake_elf
 run "npm pack tarball contents" step_pack
 run "tarball installs without a compiler; handshake, echo and resumption with the system TLS/QUIC libraries hidden" step_install
+run "the installed package from ES modules, CommonJS and TypeScript (node16)" step_consumer
 
 echo "=== summary"
 printf '%s' "$summary"
