@@ -1,5 +1,6 @@
 // Connection: one QUIC connection, client or server side. Native events arrive through
 // one typed method per kind (lib/native-events.ts) and become EventEmitter events and Stream data here.
+import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
 import {
@@ -20,6 +21,7 @@ import {
   kOnTicketRejected,
   NativeConnectionEvents,
 } from './native-events';
+import { connectionLabel, debug } from './debug';
 import { closedError, codedError, CodedError, checkOptionalBoolean, checkOptionalInteger, checkOptionalString, invalidArgType } from './errors';
 import { Stream, StreamOptions, StreamOwner } from './stream';
 import { encodeTicket } from './ticket';
@@ -36,6 +38,24 @@ export interface CloseOptions {
   reason?: string;
   /** Milliseconds to wait for open streams to finish before closing anyway (default 5000). */
   timeout?: number;
+}
+
+/** What connection.stats() reports: ngtcp2's view of the path and this connection's counters. */
+export interface ConnectionStats {
+  /** Round-trip times in milliseconds (0 until measured). */
+  rtt: { smoothed: number; min: number; latest: number; variance: number };
+  /** Congestion window in bytes. */
+  congestionWindow: number;
+  /** Bytes sent and not yet acknowledged or declared lost. */
+  bytesInFlight: number;
+  /** UDP payload bytes sent and received (QUIC packets, headers included). */
+  bytesSent: number;
+  bytesReceived: number;
+  packetsSent: number;
+  packetsReceived: number;
+  packetsLost: number;
+  /** Streams opened by either side (HTTP/3's own control streams aside). */
+  streamsOpened: number;
 }
 
 export type EarlyDataState = 'none' | 'accepted' | 'rejected';
@@ -78,8 +98,23 @@ export interface ConnectionEvents {
   error: [error: CodedError];
 }
 
+interface NativeAddress {
+  address: string;
+  port: number;
+  family: string;
+}
+
+function emptyStats(): ConnectionStats {
+  return {
+    rtt: { smoothed: 0, min: 0, latest: 0, variance: 0 },
+    congestionWindow: 0, bytesInFlight: 0, bytesSent: 0, bytesReceived: 0, packetsSent: 0, packetsReceived: 0, packetsLost: 0, streamsOpened: 0,
+  };
+}
+
 /* eslint-disable @typescript-eslint/no-explicit-any */
 export const kAttachNative = Symbol('quicket.attachNative');
+/** @internal Where a client connection was asked to go: remotePort before the native side says. */
+export const kTargetPort = Symbol('quicket.targetPort');
 /** @internal HTTP/3 plumbing used by lib/http3.ts. */
 export const kSubmitRequest = Symbol('quicket.submitRequest');
 export const kSubmitResponse = Symbol('quicket.submitResponse');
@@ -102,8 +137,11 @@ export class Connection extends EventEmitter {
   /** Streams waiting for the peer (or the handshake) to allow them, by native token (negative). */
   #pendingStreams = new Map<bigint, Stream>();
   #failure?: CodedError;
-  /** @internal Port the client connected to (for HTTP/3 :authority). */
-  remotePort = 0;
+  #addresses?: { local: NativeAddress; remote: NativeAddress };
+  #label: string;
+  /** @internal */
+  [kTargetPort]?: number;
+  #peerCertificate?: X509Certificate | null;
   #resolveHandshake!: (info: HandshakeInfo) => void;
   #rejectHandshake!: (error: Error) => void;
   #closeWaiters: Array<() => void> = [];
@@ -119,6 +157,7 @@ export class Connection extends EventEmitter {
     ticketSecret?: Buffer,
   ) {
     super();
+    this.#label = debug.enabled ? connectionLabel(server) : '';
     this.#ticketSecret = ticketSecret;
     this.#server = server;
     this.#servername = servername;
@@ -144,6 +183,7 @@ export class Connection extends EventEmitter {
   /** @internal */
   [kAttachNative](native: any): void {
     this.#native = native;
+    if (debug.enabled) debug('%s: %s %s:%d', this.#label, this.#server ? 'accepted from' : 'connecting to', this.remoteAddress, this.remotePort);
     if (this.listenerCount('ticket') > 0) native.setWantTickets(true);
   }
 
@@ -166,6 +206,47 @@ export class Connection extends EventEmitter {
   }
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** The peer's IP address (like socket.remoteAddress). */
+  get remoteAddress(): string | undefined {
+    return this.#addressesNow()?.remote.address;
+  }
+  get remotePort(): number | undefined {
+    return this.#addressesNow()?.remote.port ?? this[kTargetPort];
+  }
+  /** 'IPv4' or 'IPv6' (like socket.remoteFamily). */
+  get remoteFamily(): string | undefined {
+    return this.#addressesNow()?.remote.family;
+  }
+  /** The local end of the engine's UDP socket this connection uses. */
+  get localAddress(): string | undefined {
+    return this.#addressesNow()?.local.address;
+  }
+  get localPort(): number | undefined {
+    return this.#addressesNow()?.local.port;
+  }
+
+  /**
+   * Round-trip times, congestion window, bytes and packets sent, received and lost, and streams
+   * opened. Still answers after the close, with the connection's last numbers.
+   */
+  stats(): ConnectionStats {
+    if (!this.#native) return emptyStats();
+    return this.#native.stats();
+  }
+
+  /**
+   * The certificate the peer presented (a server's on a client connection, a client's if it sent
+   * one), or undefined: none yet (before the handshake) or none at all. Like
+   * tlsSocket.getPeerX509Certificate().
+   */
+  getPeerCertificate(): X509Certificate | undefined {
+    if (this.#peerCertificate) return this.#peerCertificate;
+    const der: Buffer | undefined = this.#native?.peerCertificate();
+    if (!der) return undefined;
+    this.#peerCertificate = new X509Certificate(der);
+    return this.#peerCertificate;
   }
 
   /** Opens a stream. Allowed before the handshake: on a resumed connection its data is 0-RTT. */
@@ -317,6 +398,7 @@ export class Connection extends EventEmitter {
   /** @internal */
   [kOnHandshake](info: HandshakeInfo): void {
     this.#info = info;
+    if (debug.enabled) debug('%s: handshake done: alpn %s, servername %s, resumed %s, 0-RTT %s', this.#label, info.alpn, info.servername, info.resumed, info.earlyData);
     this.#resolveHandshake(info);
     this.emit('handshake', info);
   }
@@ -330,10 +412,12 @@ export class Connection extends EventEmitter {
   }
   /** @internal */
   [kOnTicketRejected](reason: TicketRejectedReason): void {
+    debug('%s: ticket rejected: %s', this.#label, reason);
     this.emit('ticketRejected', reason);
   }
   /** @internal */
   [kOnEarlyDataRejected](): void {
+    debug('%s: 0-RTT rejected; resending', this.#label);
     this.emit('earlyDataRejected');
   }
   /** @internal */
@@ -347,6 +431,12 @@ export class Connection extends EventEmitter {
   /** @internal */
   [kOnClose](info: CloseInfo): void {
     this.#finish(info);
+  }
+
+  #addressesNow(): { local: NativeAddress; remote: NativeAddress } | undefined {
+    // Read once the native connection exists; a client's addresses do not change after that.
+    if (!this.#addresses && this.#native) this.#addresses = this.#native.addresses();
+    return this.#addresses;
   }
 
   #throwIfNoNewStreams(): void {
@@ -372,6 +462,10 @@ export class Connection extends EventEmitter {
 
   #finish(info: CloseInfo): void {
     this.#closed = true;
+    if (debug.enabled) {
+      debug('%s: closed by %s: %s code %d%s%s', this.#label, info.remote ? 'the peer' : 'us', info.type, info.code,
+        info.reason ? ` (${info.reason})` : '', info.error ? `, ${info.error.code}: ${info.error.message}` : '');
+    }
     if (this.#failure && !info.error) info.error = this.#failure;
     this.#closeInfo = info;
     // A clean close (either side's close() or destroy() without an error, like http2session's)

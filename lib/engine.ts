@@ -6,7 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 
 import { binding, kOnConnection } from './binding';
-import { Connection, kAttachNative, TicketRejectedReason } from './connection';
+import { Connection, kAttachNative, kTargetPort, TicketRejectedReason } from './connection';
 import {
   checkObject,
   checkOptionalBoolean,
@@ -17,6 +17,7 @@ import {
   invalidArgValue,
 } from './errors';
 import { checkTicketKeys, kNativeSsl, SslConfig } from './ssl-config';
+import { debug } from './debug';
 import { decodeTicket, TicketContents } from './ticket';
 
 export interface EngineOptions {
@@ -140,6 +141,7 @@ export class Engine extends EventEmitter {
     this.#address = this.#native.bind(host, options.port ?? 0, this.#reusePort);
     this.#bound();
     this.#native.listen();
+    debug('engine: listening on %s:%d', this.#address!.address, this.#address!.port);
     this.emit('listening');
     return this.address();
   }
@@ -180,6 +182,7 @@ export class Engine extends EventEmitter {
         rejection = 'malformed';
       }
       if (rejection) usable = undefined;
+      debug('engine: connect %s:%d: ticket %s', host, port, rejection ? `not used (${rejection})` : usable?.earlyData ? 'used, with 0-RTT' : 'used');
     }
 
     const connection = new Connection(false, name, offered, (closed) => this.#connections.delete(closed), clientSsl.ticketSecret);
@@ -198,8 +201,8 @@ export class Engine extends EventEmitter {
     } finally {
       this.#bound(); // the first connect() binds the socket, even if the connection then fails to start
     }
+    connection[kTargetPort] = port;
     connection[kAttachNative](native);
-    connection.remotePort = port;
     this.#connections.add(connection);
     if (rejection) {
       // After connect() returns, so the caller can listen for it.
@@ -248,6 +251,7 @@ export class Engine extends EventEmitter {
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
+    debug('engine: closing (%d connections)', this.#connections.size);
     this.#closing = new Promise<void>((resolve) => {
       this.#native.close(() => {
         // Unlisted at once: a closing handle is listed until libuv's close callback.

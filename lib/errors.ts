@@ -1,13 +1,60 @@
 // One place for quicket's errors: every error thrown or emitted carries a Node-style `code`.
 
-export type QuicErrorCode =
-  | 'ERR_INVALID_ARG_TYPE'
-  | 'ERR_INVALID_ARG_VALUE'
-  | 'ERR_OUT_OF_RANGE'
-  | 'ERR_INVALID_ADDRESS'
-  | `ERR_QUIC_${string}`
-  | `ERR_TLS_${string}`
-  | 'ECONNREFUSED';
+/** Every code quicket's own errors carry (`error.code`), its own and those it shares with Node. */
+export const quicketErrorCodes = [
+  'ERR_QUIC_ADDRESS_FAMILY',
+  'ERR_QUIC_ALPN_MISMATCH',
+  'ERR_QUIC_ALREADY_BOUND',
+  'ERR_QUIC_CERT_EXPIRED',
+  'ERR_QUIC_CERT_INVALID',
+  'ERR_QUIC_CERT_UNTRUSTED',
+  'ERR_QUIC_CONNECT',
+  'ERR_QUIC_CONNECTION_CLOSED',
+  'ERR_QUIC_CONNECTION_CLOSING',
+  'ERR_QUIC_CONNECTION_DROPPED',
+  'ERR_QUIC_ENGINE_CLOSED',
+  'ERR_QUIC_HANDSHAKE_TIMEOUT',
+  'ERR_QUIC_HTTP3',
+  'ERR_QUIC_HTTP3_CONNECTION',
+  'ERR_QUIC_HTTP3_HEADERS_TOO_LARGE',
+  'ERR_QUIC_HTTP3_REQUEST_CANCELLED',
+  'ERR_QUIC_HTTP3_RESPONSE_DESTROYED',
+  'ERR_QUIC_HTTP3_UNAVAILABLE',
+  'ERR_QUIC_INVALID_CERTIFICATE',
+  'ERR_QUIC_NOT_BOUND',
+  'ERR_QUIC_NO_CERTIFICATE',
+  'ERR_QUIC_NO_SSL_CONFIG',
+  'ERR_QUIC_PROTOCOL',
+  'ERR_QUIC_STREAM_ABORTED',
+  'ERR_QUIC_STREAM_CLOSED',
+  'ERR_QUIC_STREAM_OPEN',
+  'ERR_QUIC_STREAM_READ_ONLY',
+  'ERR_QUIC_STREAM_RESET',
+  'ERR_QUIC_TICKET_MALFORMED',
+  'ERR_QUIC_TLS',
+  'ERR_QUIC_TLS_ALERT',
+  'ERR_QUIC_TLS_HANDSHAKE',
+  'ERR_QUIC_TRANSPORT_ERROR',
+] as const;
+
+/** The Node codes quicket uses for the same failures as Node's own APIs. */
+export const nodeErrorCodes = [
+  'ERR_INVALID_ARG_TYPE',
+  'ERR_INVALID_ARG_VALUE',
+  'ERR_OUT_OF_RANGE',
+  'ERR_INVALID_ADDRESS',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_HTTP_HEADERS_SENT',
+  'ERR_HTTP_INVALID_STATUS_CODE',
+  'ABORT_ERR',
+] as const;
+
+/** quicket's own error codes. */
+export type QuicErrorCode = (typeof quicketErrorCodes)[number];
+/** The operating system's, by their errno names, as node:net and node:dns report them: 'ECONNREFUSED', 'EADDRINUSE', 'ENOTFOUND'... */
+export type SystemErrorCode = `E${string}`;
+/** Every `code` a quicket error can carry. */
+export type ErrorCode = QuicErrorCode | (typeof nodeErrorCodes)[number] | SystemErrorCode;
 
 /** A connection failed by the operating system, shaped like node:net's errors (`connect ECONNREFUSED 127.0.0.1:4433`). */
 export interface SystemError extends CodedError {
@@ -19,31 +66,31 @@ export interface SystemError extends CodedError {
 }
 
 export interface CodedError extends Error {
-  code: string;
+  code: ErrorCode;
 }
 
-export function codedError(code: string, message: string): CodedError {
+export function codedError(code: ErrorCode, message: string): CodedError {
   return Object.assign(new Error(message), { code });
 }
 
 export function invalidArgType(name: string, expected: string, actual: unknown): TypeError & CodedError {
   const shown = actual === null ? 'null' : Array.isArray(actual) ? 'an array' : typeof actual;
   return Object.assign(new TypeError(`The "${name}" argument must be ${expected}. Received ${shown}`), {
-    code: 'ERR_INVALID_ARG_TYPE',
+    code: 'ERR_INVALID_ARG_TYPE' as const,
   });
 }
 
-export function invalidArgValue(name: string, reason: string, code = 'ERR_INVALID_ARG_VALUE'): RangeError & CodedError {
+export function invalidArgValue(name: string, reason: string, code: ErrorCode = 'ERR_INVALID_ARG_VALUE'): RangeError & CodedError {
   return Object.assign(new RangeError(`The "${name}" argument ${reason}`), { code });
 }
 
 /** Like Node's AbortError (name 'AbortError', code 'ABORT_ERR'), with the signal's reason as its cause. */
 export function abortError(reason: unknown): CodedError {
-  return Object.assign(new Error('The operation was aborted', { cause: reason }), { name: 'AbortError', code: 'ABORT_ERR' });
+  return Object.assign(new Error('The operation was aborted', { cause: reason }), { name: 'AbortError', code: 'ABORT_ERR' as const });
 }
 
-export function closedError(what: string): CodedError {
-  return codedError(`ERR_QUIC_${what.toUpperCase()}_CLOSED`, `the ${what} is closed`);
+export function closedError(what: 'connection' | 'engine'): CodedError {
+  return codedError(what === 'engine' ? 'ERR_QUIC_ENGINE_CLOSED' : 'ERR_QUIC_CONNECTION_CLOSED', `the ${what} is closed`);
 }
 
 // Argument checks shared by the public classes.

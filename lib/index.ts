@@ -2,14 +2,15 @@
 export { Engine } from './engine';
 export type { EngineOptions, EngineEvents, ListenOptions, ConnectOptions, AddressInfo } from './engine';
 export { Connection } from './connection';
-export type { HandshakeInfo, CloseInfo, EarlyDataState, TicketRejectedReason, ConnectionEvents } from './connection';
+export type { HandshakeInfo, CloseInfo, CloseOptions, ConnectionStats, EarlyDataState, TicketRejectedReason, ConnectionEvents } from './connection';
 export { Stream } from './stream';
 export type { StreamOptions } from './stream';
 export { SslConfig } from './ssl-config';
 export type { SslConfigOptions } from './ssl-config';
 export { Ticket } from './ticket';
 export type { TicketInfo } from './ticket';
-export type { CodedError, SystemError } from './errors';
+export type { CodedError, SystemError, ErrorCode, QuicErrorCode, SystemErrorCode } from './errors';
+export { quicketErrorCodes } from './errors';
 
 import { binding } from './binding';
 // eslint-disable-next-line @typescript-eslint/no-require-imports

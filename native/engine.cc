@@ -41,9 +41,12 @@ bool SameAddress(const sockaddr* a, const sockaddr* b) {
   return reinterpret_cast<const sockaddr_in*>(a)->sin_addr.s_addr == reinterpret_cast<const sockaddr_in*>(b)->sin_addr.s_addr;
 }
 
-void ThrowUv(Napi::Env env, int error, const std::string& what) {
-  std::string code = std::string("ERR_QUIC_") + uv_err_name(error);
-  ThrowCoded(env, ErrorKind::kError, code.c_str(), what + ": " + uv_strerror(error));
+// A socket call failed: a system error like node:dgram's (code the errno name, errno, syscall).
+void ThrowUv(Napi::Env env, int error, const char* syscall, const std::string& what) {
+  Napi::Error system = MakeCodedError(env, uv_err_name(error), std::string(syscall) + " " + uv_err_name(error) + ": " + what);
+  system.Set("errno", Napi::Number::New(env, error));
+  system.Set("syscall", syscall);
+  throw system;
 }
 }  // namespace
 
@@ -195,7 +198,8 @@ Napi::Value Engine::Bind(const Napi::CallbackInfo& info) {
     ThrowCoded(env, ErrorKind::kError, "ERR_INVALID_ADDRESS", "not an IP address: " + host);
   }
   int rv = OpenSocket(reinterpret_cast<sockaddr*>(&address), info[2].ToBoolean());
-  if (rv != 0) ThrowUv(env, rv, "cannot bind " + host + ":" + std::to_string(port));
+  // Like node:dgram's: code EADDRINUSE (or another errno name), errno, syscall, address, port.
+  if (rv != 0) throw MakeSystemError(env, rv, "bind", reinterpret_cast<sockaddr*>(&address));
   return AddressObject(env);
 }
 
@@ -237,7 +241,7 @@ Napi::Value Engine::Connect(const Napi::CallbackInfo& info) {
   if (rv == UV_EAFNOSUPPORT) {
     ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_ADDRESS_FAMILY", "this engine's socket is of another address family than " + host);
   }
-  if (rv != 0) ThrowUv(env, rv, "cannot open a UDP socket");
+  if (rv != 0) ThrowUv(env, rv, "bind", "cannot open a UDP socket");
   SslConfig* ssl = SslConfig::FromValue(options.Get("ssl"));
   ClientOptions client;
   client.servername = options.Get("servername").As<Napi::String>();

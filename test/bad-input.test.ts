@@ -172,7 +172,10 @@ describe('bad input', () => {
     await new Promise<void>((resolve) => squatter.bind(0, HOST, resolve));
     try {
       const engine = engines.engine({ ssl: serverSsl() });
-      await expect(engine.listen({ host: HOST, port: squatter.address().port })).rejects.toMatchObject({ code: 'ERR_QUIC_EADDRINUSE' });
+      await expect(engine.listen({ host: HOST, port: squatter.address().port })).rejects.toMatchObject({
+        code: 'EADDRINUSE', errno: -98, syscall: 'bind', address: HOST, port: squatter.address().port,
+        message: `bind EADDRINUSE ${HOST}:${squatter.address().port}`,
+      });
       const server = await engines.server();
       const connection = engine.connect({ host: HOST, port: server.port, servername: 'localhost', ssl: clientSsl() });
       expect((await roundTrip(connection, Buffer.from('after the failed bind'))).toString()).toBe('after the failed bind');

@@ -427,6 +427,7 @@ void Connection::Terminate() {
     timer_ = nullptr;
   }
   streams_.TakeAll();
+  KeepFinalState();
   tls_.reset();
   if (conn_) {
     ngtcp2_conn_del(conn_);

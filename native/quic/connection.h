@@ -94,7 +94,10 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   void JsDestroy(const Napi::CallbackInfo& info);
   void JsSetWantTickets(const Napi::CallbackInfo& info);
   void JsSetWantKeylog(const Napi::CallbackInfo& info);
-  Napi::Value JsGetInfo(const Napi::CallbackInfo& info);
+  // connection_stats.cc: what JS can read about the connection.
+  Napi::Value JsStats(const Napi::CallbackInfo& info);
+  Napi::Value JsAddresses(const Napi::CallbackInfo& info);
+  Napi::Value JsPeerCertificate(const Napi::CallbackInfo& info);
   Napi::Value JsSubmitRequest(const Napi::CallbackInfo& info);
   void JsSubmitResponse(const Napi::CallbackInfo& info);
   void JsCancelPending(const Napi::CallbackInfo& info);
@@ -180,6 +183,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   void HandleLibraryError(int error);
   void SendConnectionClose(const ngtcp2_ccerr& error);
   void Finish(events::Close info);
+  void KeepFinalState();  // before Terminate releases ngtcp2 and TLS
 
   Engine* engine_ = nullptr;
   State state_ = State::kHandshaking;
@@ -196,6 +200,10 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   std::vector<ngtcp2_cid> cids_;  // every CID routed to us by the engine
 
   StreamTable streams_;
+  uint64_t streams_opened_ = 0;  // by either side, HTTP/3's own streams aside (stats())
+  ngtcp2_conn_info final_info_{};  // the last numbers, for stats() once ngtcp2's state is gone
+  bool final_info_kept_ = false;
+  std::string peer_certificate_;  // DER, kept by Terminate for getPeerCertificate() after the close
   std::deque<events::Event> events_;
   bool pending_opens_due_ = false;  // OpenPendingStreams at the next Flush
 

@@ -40,7 +40,9 @@ Napi::Function Connection::Init(Napi::Env env) {
                       InstanceMethod<&Connection::JsDestroy>("destroy"),
                       InstanceMethod<&Connection::JsSetWantTickets>("setWantTickets"),
                       InstanceMethod<&Connection::JsSetWantKeylog>("setWantKeylog"),
-                      InstanceMethod<&Connection::JsGetInfo>("getInfo"),
+                      InstanceMethod<&Connection::JsStats>("stats"),
+                      InstanceMethod<&Connection::JsAddresses>("addresses"),
+                      InstanceMethod<&Connection::JsPeerCertificate>("peerCertificate"),
                       InstanceMethod<&Connection::JsSubmitRequest>("submitRequest"),
                       InstanceMethod<&Connection::JsSubmitResponse>("submitResponse"),
                       InstanceMethod<&Connection::JsCancelPending>("cancelPending")});
@@ -184,17 +186,5 @@ void Connection::JsSubmitResponse(const Napi::CallbackInfo& info) {
 
 // cancelPending(-token): a stream JS destroyed before it could open.
 void Connection::JsCancelPending(const Napi::CallbackInfo& info) { streams_.CancelPending(-StreamIdArg(info, 0)); }
-
-Napi::Value Connection::JsGetInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Object result = Napi::Object::New(env);
-  if (!conn_) return result;
-  ngtcp2_conn_info stats;
-  ngtcp2_conn_get_conn_info(conn_, &stats);
-  result.Set("rtt", Napi::Number::New(env, stats.smoothed_rtt / 1e6));
-  result.Set("cwnd", Napi::Number::New(env, static_cast<double>(stats.cwnd)));
-  result.Set("bytesInFlight", Napi::Number::New(env, static_cast<double>(stats.bytes_in_flight)));
-  return result;
-}
 
 }  // namespace quicket

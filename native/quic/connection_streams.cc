@@ -26,6 +26,7 @@ void Connection::Announce(Stream* stream, bool early) {
   if (stream->local || stream->announced) return;
   stream->announced = true;
   stream->early = early;
+  streams_opened_++;
   Queue(events::StreamOpen{stream->id, early});
 }
 
@@ -162,6 +163,7 @@ int Connection::OpenLocalStream(bool bidi, Stream** opened) {
   // A resumption attempt's early bytes must survive a retry (RetryWithoutTicket).
   if (stream->early && !client_.session_data.empty()) stream->send.Retain(true);
   *opened = streams_.Add(std::move(stream));
+  streams_opened_++;
   return 0;
 }
 

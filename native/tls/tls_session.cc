@@ -142,6 +142,17 @@ std::string TlsSession::servername() const {
 
 bool TlsSession::resumed() const { return SSL_session_reused(ssl_) == 1; }
 
+std::string TlsSession::PeerCertificateDer() const {
+  X509* certificate = SSL_get0_peer_certificate(ssl_);
+  if (!certificate) return {};
+  int length = i2d_X509(certificate, nullptr);
+  if (length <= 0) return {};
+  std::string der(static_cast<size_t>(length), '\0');
+  auto* out = reinterpret_cast<unsigned char*>(der.data());
+  i2d_X509(certificate, &out);
+  return der;
+}
+
 bool TlsSession::early_data_accepted() const { return SSL_get_early_data_status(ssl_) == SSL_EARLY_DATA_ACCEPTED; }
 
 bool TlsSession::VerificationFailure(std::string* code, std::string* message) const {

@@ -65,6 +65,8 @@ class TlsSession {
   std::string servername() const;
   bool resumed() const;
   bool early_data_accepted() const;
+  // The peer's certificate (DER), or empty when it sent none.
+  std::string PeerCertificateDer() const;
   // Client: a human-readable reason and a code when certificate verification failed, else false.
   bool VerificationFailure(std::string* code, std::string* message) const;
 
