@@ -161,7 +161,6 @@ function flush(conn, socket, out) {
     const [len, info] = sent;
     const datagram = Buffer.from(out.subarray(0, len)); // dgram sends asynchronously: copy
     zeroRtt += count0rttPackets(datagram);
-    debug('send', len, 'bytes to', `${info.to.host}:${info.to.port}`, 'first byte', datagram[0].toString(16));
     socket.send(datagram, info.to.port, info.to.host);
   }
   return zeroRtt;
@@ -173,7 +172,7 @@ function armTimer(state, onFire) {
   state.timer = null;
   const ms = state.conn.timeout();
   if (ms === null || ms === undefined) return;
-  state.timer = setTimeout(onFire, Math.max(0, Math.ceil(ms)));
+  state.timer = setTimeout(onFire, Math.max(0, Math.ceil(ms)) + 1);
 }
 
 function errorText(e) {
@@ -332,7 +331,6 @@ async function runServer(args) {
       return;
     }
     const dcid = Buffer.from(header.dcid).toString('hex');
-    debug('recv', msg.length, 'type', header.ty, 'dcid', dcid, 'known', byCid.has(dcid));
     let state = byCid.get(dcid);
     const from = { host: rinfo.address, port: rinfo.port };
     if (!state) {
@@ -362,6 +360,7 @@ async function runServer(args) {
       state.conn.recv(msg, { from, to: localHost });
     } catch (err) {
       // quiche's Done and per-packet errors: the connection's own state says what happened.
+      debug('server recv error', err.message);
     }
     afterEvent(state);
   });
@@ -575,7 +574,8 @@ function oneConnection(quiche, config, i, remote, flags, session) {
       if (!got.equals(message)) return fail(`echo mismatch: sent ${message.length} bytes, got ${got.length}`);
       report.ok = true;
       maybeTicket();
-      if (!report.gotTicket) ticketTimer = setTimeout(() => fail(null), flags['ticket-wait']);
+      if (report.gotTicket) return fail(null); // the ticket came before the echo finished
+      ticketTimer = setTimeout(() => fail(null), flags['ticket-wait']);
     }
 
     function maybeTicket() {
@@ -622,6 +622,7 @@ function oneConnection(quiche, config, i, remote, flags, session) {
         state.conn.recv(msg, { from: { host: rinfo.address, port: rinfo.port }, to: state.local });
       } catch (err) {
         // per-packet errors; the connection's state says the rest
+        debug('client recv error', err.message);
       }
       afterEvent();
     });
