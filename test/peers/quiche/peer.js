@@ -130,7 +130,7 @@ async function loadQuiche() {
   return native;
 }
 
-function commonConfig(quiche, config) {
+function commonConfig(quiche, config, earlyData = true) {
   config.setApplicationProtos([ALPN]);
   config.setMaxIdleTimeout(30000);
   config.setMaxRecvUdpPayloadSize(MAX_DATAGRAM);
@@ -142,7 +142,7 @@ function commonConfig(quiche, config) {
   config.setInitialMaxStreamsBidi(128);
   config.setInitialMaxStreamsUni(16);
   config.setDisableActiveMigration(true);
-  config.enableEarlyData();
+  if (earlyData) config.enableEarlyData();
   return config;
 }
 
@@ -191,6 +191,7 @@ async function runServer(args) {
     duration: { type: 'duration', value: 10 * 60 * 1000 },
     'max-conns': { type: 'int', value: 0 },
     'no-0rtt': { type: 'bool', value: false },
+    'rotate-after': { type: 'int', value: 0 },
   });
   if (!flags.cert || !flags.key) fatal('server: -cert and -key are required');
   const native = await loadQuiche();
@@ -199,15 +200,12 @@ async function runServer(args) {
   config.loadCertChainFromPemFile(flags.cert);
   config.loadPrivKeyFromPemFile(flags.key);
   config.verifyPeer(false);
-  commonConfig(quiche, config);
-  if (flags['no-0rtt']) {
-    // There is no "disable" call; a fresh Config without enableEarlyData would be needed.
-    fatal('server: -no-0rtt is not supported by this peer');
-  }
+  commonConfig(quiche, config, !flags['no-0rtt']);
 
   const { host, port } = splitAddr(flags.addr);
   const socket = dgram.createSocket('udp4');
   await new Promise((resolve, reject) => socket.once('error', reject).bind(port, host, resolve));
+  socket.on('error', (err) => process.stderr.write(`quiche-peer: socket: ${err.message}\n`));
   const local = socket.address();
   const localHost = { host: local.address, port: local.port };
   emit({ listening: `${local.address}:${local.port}` });
@@ -245,6 +243,11 @@ async function runServer(args) {
     }
     emit(report);
     finished++;
+    if (flags['rotate-after'] > 0 && finished === flags['rotate-after']) {
+      // Tickets issued so far can no longer be opened: their holders get a full handshake.
+      config.setTicketKey(crypto.randomBytes(48));
+      emit({ rotated: true });
+    }
     if (flags['max-conns'] > 0 && finished >= flags['max-conns']) stop();
   }
 
@@ -471,7 +474,7 @@ function oneConnection(quiche, config, i, remote, flags, session) {
   return new Promise((resolve) => {
     const report = {
       i, resumed: false, used0rtt: false, ok: false, cached: session !== null, sent0rtt: 0,
-      rejected0rtt: false, gotTicket: false, ms: 0,
+      rejected0rtt: false, retransBeforeEcho: 0, gotTicket: false, ms: 0,
     };
     const message = crypto.randomBytes(flags.size);
     const socket = dgram.createSocket('udp4');
@@ -569,6 +572,7 @@ function oneConnection(quiche, config, i, remote, flags, session) {
       verified = true;
       report.resumed = conn.isResumed();
       const retransBeforeEcho = firstEchoRetrans === null ? conn.stats().streamRetransBytes : firstEchoRetrans;
+      report.retransBeforeEcho = retransBeforeEcho;
       report.used0rtt = report.resumed && report.sent0rtt > 0 && (message.length === 0 || retransBeforeEcho === 0);
       report.rejected0rtt = report.sent0rtt > 0 && !report.used0rtt;
       if (!got.equals(message)) return fail(`echo mismatch: sent ${message.length} bytes, got ${got.length}`);
