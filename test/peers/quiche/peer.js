@@ -125,7 +125,8 @@ function count0rttPackets(buf) {
 // ---- the quiche binding --------------------------------------------------------------------------
 
 async function loadQuiche() {
-  // @matrixai/quic is an ES module; its index exports the native binding as `native.quiche`.
+  // @matrixai/quic's index exports the native binding as `native.quiche` (import() loads it
+  // whether the installed version is CommonJS, as 1.2 is, or an ES module, as 2.0 is).
   const { native } = await import('@matrixai/quic');
   return native;
 }
