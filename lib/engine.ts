@@ -19,6 +19,7 @@ import {
 import { checkTicketKeys, kNativeSsl, SslConfig } from './ssl-config';
 import { debug } from './debug';
 import { decodeTicket, TicketContents } from './ticket';
+import { TicketStore } from './ticket-store';
 
 export interface EngineOptions {
   /** Server credentials and policy; also the default for connect(). */
@@ -58,6 +59,12 @@ export interface ConnectOptions {
   alpn?: string;
   /** A ticket from a 'ticket' event, to resume the session and send 0-RTT. */
   ticket?: Buffer;
+  /**
+   * Resumption without ticket code: the connection takes the newest ticket for its servername,
+   * port and ALPN from the store (unless `ticket` is given, which wins) and puts every ticket it
+   * receives back.
+   */
+  ticketStore?: TicketStore;
 }
 
 export interface AddressInfo {
@@ -157,7 +164,8 @@ export class Engine extends EventEmitter {
   /** Starts a connection (synchronously). Streams opened in the same tick ride the first flight. */
   connect(options: ConnectOptions): Connection {
     checkObject('options', options);
-    const { host, port, servername, ssl, alpn, ticket } = options;
+    const { host, port, servername, ssl, alpn, ticketStore } = options;
+    let { ticket } = options;
     if (typeof host !== 'string') throw invalidArgType('options.host', 'a string', host);
     if (typeof port !== 'number') throw invalidArgType('options.port', 'a number', port);
     checkOptionalInteger('options.port', port, 1, 65535);
@@ -165,11 +173,13 @@ export class Engine extends EventEmitter {
     checkOptionalString('options.alpn', alpn);
     if (ssl !== undefined && !(ssl instanceof SslConfig)) throw invalidArgType('options.ssl', 'an SslConfig', ssl);
     if (ticket !== undefined && !Buffer.isBuffer(ticket)) throw invalidArgType('options.ticket', 'a Buffer', ticket);
+    if (ticketStore !== undefined && !(ticketStore instanceof TicketStore)) throw invalidArgType('options.ticketStore', 'a TicketStore', ticketStore);
     this.#throwIfClosed();
     const address = resolveHost(host);
     const clientSsl = ssl ?? this.#ssl ?? this.#defaultSsl(alpn);
     const offered = alpn !== undefined ? [alpn] : [...clientSsl.alpn];
     const name = servername ?? host;
+    ticket ??= ticketStore?.take({ servername: name, port, alpn: offered });
 
     let usable: TicketContents | undefined;
     let rejection: TicketRejectedReason | undefined;
@@ -202,6 +212,7 @@ export class Engine extends EventEmitter {
       this.#bound(); // the first connect() binds the socket, even if the connection then fails to start
     }
     connection[kTargetPort] = port;
+    if (ticketStore) connection.on('ticket', (fresh: Buffer) => ticketStore.put({ servername: name, port }, fresh));
     connection[kAttachNative](native);
     this.#connections.add(connection);
     if (rejection) {

@@ -47,6 +47,8 @@ export const nodeErrorCodes = [
   'ERR_HTTP_HEADERS_SENT',
   'ERR_HTTP_INVALID_STATUS_CODE',
   'ABORT_ERR',
+  'ERR_INVALID_URL',
+  'ERR_INVALID_URL_SCHEME',
 ] as const;
 
 /** quicket's own error codes. */

@@ -8,6 +8,8 @@ export type { StreamOptions } from './stream';
 export { SslConfig } from './ssl-config';
 export type { SslConfigOptions } from './ssl-config';
 export { Ticket } from './ticket';
+export { TicketStore } from './ticket-store';
+export type { TicketStoreOptions, TicketIdentity, TicketLookup } from './ticket-store';
 export type { TicketInfo } from './ticket';
 export type { CodedError, SystemError, ErrorCode, QuicErrorCode, SystemErrorCode } from './errors';
 export { quicketErrorCodes } from './errors';
@@ -30,3 +32,7 @@ export type {
   Http3OutgoingHeaders,
   Http3HeaderLimits,
 } from './http3';
+export { fetch } from './fetch';
+export type { Http3FetchInit, Http3FetchBody } from './fetch';
+export { Http3Agent, getGlobalHttp3Agent, setGlobalHttp3Agent } from './http3-agent';
+export type { Http3AgentOptions } from './http3-agent';

@@ -1,0 +1,157 @@
+// Http3Agent: the connection pool behind fetch(), like undici's Agent. One HTTP/3 connection per
+// origin, reused while it lives; new connections resume from the agent's TicketStore, so a request
+// made on one rides 0-RTT when its ticket allows. The agent's engine holds the process only while
+// requests are in flight, so a script that fetches exits once it is done (as with node's fetch).
+import { Connection } from './connection';
+import { debug } from './debug';
+import { Engine } from './engine';
+import { checkObject, checkOptionalInteger, invalidArgType } from './errors';
+import { H3_ALPN } from './http3';
+import { SslConfig } from './ssl-config';
+import { TicketStore } from './ticket-store';
+
+export interface Http3AgentOptions {
+  /** Client TLS settings (CA roots, verification); their ALPN list is replaced by 'h3'. Default: node:tls's roots. */
+  ssl?: SslConfig;
+  /** Where tickets are kept between connections. Default: an in-memory store of the agent's own. */
+  ticketStore?: TicketStore;
+  /** Milliseconds a pooled connection with no request in flight stays open (default 30000). */
+  idleTimeout?: number;
+}
+
+const DEFAULT_IDLE_TIMEOUT = 30000;
+
+/** One origin's pooled connection and the requests it carries now. */
+interface Pooled {
+  connection: Connection;
+  active: number;
+  idleTimer?: NodeJS.Timeout;
+}
+
+/** @internal What fetch() gets from the agent for one request. */
+export interface AgentLease {
+  connection: Connection;
+  /** True when the connection was made for this request (it may be in its 0-RTT phase). */
+  fresh: boolean;
+  /** Gives the lease back once the request and its response body are done. */
+  release(): void;
+}
+
+export class Http3Agent {
+  readonly ticketStore: TicketStore;
+  readonly #ssl: SslConfig;
+  readonly #idleTimeout: number;
+  readonly #pool = new Map<string, Pooled>();
+  #engine?: Engine;
+  #inFlight = 0;
+  #closed = false;
+
+  constructor(options: Http3AgentOptions = {}) {
+    checkObject('options', options);
+    const { ssl, ticketStore, idleTimeout } = options;
+    if (ssl !== undefined && !(ssl instanceof SslConfig)) throw invalidArgType('options.ssl', 'an SslConfig', ssl);
+    if (ticketStore !== undefined && !(ticketStore instanceof TicketStore)) {
+      throw invalidArgType('options.ticketStore', 'a TicketStore', ticketStore);
+    }
+    checkOptionalInteger('options.idleTimeout', idleTimeout, 0, 3600000);
+    this.#ssl = ssl ?? new SslConfig({ alpn: [H3_ALPN] });
+    this.ticketStore = ticketStore ?? new TicketStore();
+    this.#idleTimeout = idleTimeout ?? DEFAULT_IDLE_TIMEOUT;
+  }
+
+  /** Connections open now, one per origin. */
+  get connections(): number {
+    return this.#pool.size;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** @internal A connection to `url`'s origin for one request: the pooled one, or a new one. */
+  lease(url: URL): AgentLease {
+    if (this.#closed) throw Object.assign(new Error('the Http3Agent is closed'), { code: 'ERR_QUIC_ENGINE_CLOSED' as const });
+    const port = url.port === '' ? 443 : Number(url.port);
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    const origin = `${host}:${port}`;
+    let pooled = this.#pool.get(origin);
+    let fresh = false;
+    if (!pooled || pooled.connection.closed || pooled.connection.closing) {
+      const connection = this.#engineNow().connect({ host, port, servername: host, ssl: this.#ssl, alpn: H3_ALPN, ticketStore: this.ticketStore });
+      // Failures reach the requests on it; the pool only forgets the connection.
+      connection.on('error', () => {});
+      const entry: Pooled = { connection, active: 0 };
+      connection.once('close', () => {
+        clearTimeout(entry.idleTimer);
+        if (this.#pool.get(origin) === entry) this.#pool.delete(origin);
+      });
+      this.#pool.set(origin, entry);
+      pooled = entry;
+      fresh = true;
+      debug('agent: new connection to %s', origin);
+    }
+    const entry = pooled;
+    clearTimeout(entry.idleTimer);
+    entry.active++;
+    this.#setInFlight(+1);
+    let released = false;
+    return {
+      connection: entry.connection,
+      fresh,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.#setInFlight(-1);
+        if (--entry.active > 0 || entry.connection.closed) return;
+        entry.idleTimer = setTimeout(() => {
+          if (entry.active === 0) void entry.connection.close();
+        }, this.#idleTimeout);
+        entry.idleTimer.unref();
+      },
+    };
+  }
+
+  /** Closes every pooled connection gracefully, then the agent's engine; later requests fail. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const pooled = [...this.#pool.values()];
+    this.#pool.clear();
+    for (const entry of pooled) clearTimeout(entry.idleTimer);
+    await Promise.all(pooled.map((entry) => entry.connection.close()));
+    await this.#engine?.close();
+  }
+
+  /** `await using agent = new Http3Agent()` closes it at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #engineNow(): Engine {
+    if (!this.#engine) {
+      this.#engine = new Engine();
+      this.#engine.unref();
+    }
+    return this.#engine;
+  }
+
+  // The engine keeps the process alive exactly while some request is in flight.
+  #setInFlight(delta: number): void {
+    this.#inFlight += delta;
+    if (this.#inFlight === 1 && delta > 0) this.#engine?.ref();
+    if (this.#inFlight === 0) this.#engine?.unref();
+  }
+}
+
+let globalAgent: Http3Agent | undefined;
+
+/** The agent fetch() uses when `init.agent` is not given (made on first use). */
+export function getGlobalHttp3Agent(): Http3Agent {
+  globalAgent ??= new Http3Agent();
+  return globalAgent;
+}
+
+/** Replaces the agent fetch() uses by default (the old one is not closed). */
+export function setGlobalHttp3Agent(agent: Http3Agent): void {
+  if (!(agent instanceof Http3Agent)) throw invalidArgType('agent', 'an Http3Agent', agent);
+  globalAgent = agent;
+}
