@@ -2,6 +2,8 @@
 // origin, reused while it lives; new connections resume from the agent's TicketStore, so a request
 // made on one rides 0-RTT when its ticket allows. The agent's engine holds the process only while
 // requests are in flight, so a script that fetches exits once it is done (as with node's fetch).
+import { EventEmitter } from 'node:events';
+
 import { Connection } from './connection';
 import { debug } from './debug';
 import { Engine } from './engine';
@@ -37,7 +39,12 @@ export interface AgentLease {
   release(): void;
 }
 
-export class Http3Agent {
+export interface Http3AgentEvents {
+  /** A new pooled connection to `origin` ('host:port'), emitted in the tick of its connect(). */
+  connection: [connection: Connection, origin: string];
+}
+
+export class Http3Agent extends EventEmitter {
   readonly ticketStore: TicketStore;
   readonly #ssl: SslConfig;
   readonly #idleTimeout: number;
@@ -47,6 +54,7 @@ export class Http3Agent {
   #closed = false;
 
   constructor(options: Http3AgentOptions = {}) {
+    super();
     checkObject('options', options);
     const { ssl, ticketStore, idleTimeout } = options;
     if (ssl !== undefined && !(ssl instanceof SslConfig)) throw invalidArgType('options.ssl', 'an SslConfig', ssl);
@@ -89,6 +97,7 @@ export class Http3Agent {
       pooled = entry;
       fresh = true;
       debug('agent: new connection to %s', origin);
+      this.emit('connection', connection, origin);
     }
     const entry = pooled;
     clearTimeout(entry.idleTimer);
@@ -140,6 +149,14 @@ export class Http3Agent {
     if (this.#inFlight === 1 && delta > 0) this.#engine?.ref();
     if (this.#inFlight === 0) this.#engine?.unref();
   }
+}
+
+// Typed listeners for the events above.
+export interface Http3Agent {
+  on<E extends keyof Http3AgentEvents>(event: E, listener: (...args: Http3AgentEvents[E]) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this; // eslint-disable-line @typescript-eslint/no-explicit-any
+  once<E extends keyof Http3AgentEvents>(event: E, listener: (...args: Http3AgentEvents[E]) => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
 let globalAgent: Http3Agent | undefined;

@@ -35,4 +35,4 @@ export type {
 export { fetch } from './fetch';
 export type { Http3FetchInit, Http3FetchBody } from './fetch';
 export { Http3Agent, getGlobalHttp3Agent, setGlobalHttp3Agent } from './http3-agent';
-export type { Http3AgentOptions } from './http3-agent';
+export type { Http3AgentOptions, Http3AgentEvents } from './http3-agent';

@@ -49,9 +49,12 @@ test('GET: a WHATWG Response with status, headers (repeated ones kept), url and 
 test('requests to one origin share one pooled connection; a new connection resumes and its GET rides 0-RTT', async () => {
   const { origin, seen } = await server();
   const pool = agent();
+  const made: string[] = [];
+  pool.on('connection', (connection, at) => made.push(`${at} ${connection.servername}`));
   await (await fetch(`${origin}/1`, { agent: pool })).text();
   await (await fetch(`${origin}/2`, { agent: pool })).text();
   expect(pool.connections).toBe(1);
+  expect(made).toEqual([`localhost:${new URL(origin).port} localhost`]);
   await pool.close();
   // A second agent with the first one's tickets: its first GET goes out as 0-RTT.
   const again = agent({ ticketStore: pool.ticketStore });
