@@ -80,7 +80,14 @@ step_gyp_elf() {
   local addon
   addon=$(find prebuilds/linux-x64 -name '*.node' | head -n1)
   [ -n "$addon" ] || { echo "no .node under prebuilds/linux-x64"; return 1; }
-  elf_check "$addon"
+  elf_check "$addon" || return 1
+  # The glibc and libstdc++ floors the README states are the prebuild's newest symbol versions.
+  local glibc glibcxx
+  glibc=$(objdump -T "$addon" | grep -o 'GLIBC_[0-9.]*' | sort -Vu | tail -n1)
+  glibcxx=$(objdump -T "$addon" | grep -o 'GLIBCXX_[0-9.]*' | sort -Vu | tail -n1)
+  echo "needs: ${glibc} ${glibcxx}"
+  grep -q "glibc ≥ ${glibc#GLIBC_} " README.md || { echo "README.md does not state the glibc floor ${glibc#GLIBC_}"; return 1; }
+  grep -q "(${glibcxx})" README.md || { echo "README.md does not state the libstdc++ floor ${glibcxx}"; return 1; }
 }
 
 # Runs after step_gyp: node-gyp leaves its own build/, so clean it and build from scratch.
@@ -301,7 +308,7 @@ run() {
 summary=""
 run "TypeScript build (dist/)" step_tsc
 run "binding.gyp build via prebuildify loads" step_gyp
-run "prebuild links only libc/libstdc++ and exports only the N-API entry points" step_gyp_elf
+run "prebuild links only libc/libstdc++, exports only the N-API entry points, needs the glibc the README states" step_gyp_elf
 run "cmake-js build loads" step_cmake
 run "cmake-js build links only libc/libstdc++ and exports only the N-API entry points" step_cmake_elf
 run "npm pack tarball contents" step_pack

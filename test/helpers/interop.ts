@@ -39,7 +39,8 @@ export function isBuilt(peer: PeerProgram): boolean {
  * setup.sh builds every peer) a missing peer is a failing test instead.
  */
 export function describePeer(peer: PeerProgram): jest.Describe {
-  if (!isBuilt(peer) && process.env.CI === 'true') {
+  // QUICKET_INTEROP_OPTIONAL: CI machines without Debian's peer sources (the GitHub workflow) skip.
+  if (!isBuilt(peer) && process.env.CI === 'true' && !process.env.QUICKET_INTEROP_OPTIONAL) {
     test(`the ${peer.name} peer is built (test/peers/build.sh, run by setup.sh)`, () => {
       expect(peer.artifact).toBe('built');
     });
