@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 # server from bookworm-backports: an interop peer on another TLS library, never linked into quicket.
 # Go and Debian's quic-go sources (also bookworm-backports) build our quic-go interop peer offline
 # (test/peers/build.sh).
-DEB_PACKAGES="g++ make cmake perl python3 tar xz-utils openssl strace ngtcp2-client ngtcp2-server golang-go golang-github-lucas-clemente-quic-go-dev"
+# cargo and Debian's quinn crates (bookworm) build the quinn interop peer offline too.
+DEB_PACKAGES="g++ make cmake perl python3 tar xz-utils openssl strace ngtcp2-client ngtcp2-server golang-go golang-github-lucas-clemente-quic-go-dev cargo librust-quinn-dev librust-rustls-pemfile-dev librust-tokio-dev"
 
 manual_help() {
   cat >&2 <<'MSG'

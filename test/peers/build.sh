@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Builds the interop peer programs in test/peers/ into build-peers/ (git ignores it; node-gyp rebuilds wipe build/), offline:
+# quinn with cargo against Debian's crates (test/peers/quinn/build.sh); the quiche peer needs no build (npm ci installs its binding);
 # quic-go in GOPATH mode against the sources Debian installs under /usr/share/gocode
 # (golang-go and golang-github-lucas-clemente-quic-go-dev, from bookworm-backports; setup.sh
 # installs them). A peer whose toolchain is missing is skipped with a line saying so; the interop
@@ -20,3 +21,6 @@ if command -v go >/dev/null && [ -d /usr/share/gocode/src/github.com/quic-go/qui
 else
   echo "peers: quic-go skipped (no go, or no quic-go sources in /usr/share/gocode)"
 fi
+
+# quinn (Rust, rustls 0.20), offline against the crates Debian installs under /usr/share/cargo/registry.
+bash test/peers/quinn/build.sh
