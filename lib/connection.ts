@@ -113,6 +113,10 @@ function emptyStats(): ConnectionStats {
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 export const kAttachNative = Symbol('quicket.attachNative');
+/** @internal A client whose name is still being resolved failed to start (lookup error, engine closed). */
+export const kFailStart = Symbol('quicket.failStart');
+/** @internal Whether the native connection exists yet (false while the server's name resolves). */
+export const kStarted = Symbol('quicket.started');
 /** @internal Where a client connection was asked to go: remotePort before the native side says. */
 export const kTargetPort = Symbol('quicket.targetPort');
 /** @internal HTTP/3 plumbing used by lib/http3.ts. */
@@ -136,6 +140,9 @@ export class Connection extends EventEmitter {
   #streams = new Map<bigint, Stream>();
   /** Streams waiting for the peer (or the handshake) to allow them, by native token (negative). */
   #pendingStreams = new Map<bigint, Stream>();
+  /** Streams and requests opened while the server's name resolves, opened natively on attach. */
+  #beforeStart: Array<{ stream: Stream; unidirectional: boolean; headers?: string[] }> = [];
+  #closeBeforeStart?: [code: number, reason: string, timeout: number];
   #failure?: CodedError;
   #addresses?: { local: NativeAddress; remote: NativeAddress };
   #label: string;
@@ -185,6 +192,57 @@ export class Connection extends EventEmitter {
     this.#native = native;
     if (debug.enabled) debug('%s: %s %s:%d', this.#label, this.#server ? 'accepted from' : 'connecting to', this.remoteAddress, this.remotePort);
     if (this.listenerCount('ticket') > 0) native.setWantTickets(true);
+    if (this.listenerCount('keylog') > 0) native.setWantKeylog(true);
+    // In the order they were opened, so stream IDs follow it.
+    for (const { stream, unidirectional, headers } of this.#beforeStart.splice(0)) {
+      this.#adopt(stream, headers ? native.submitRequest(headers) : native.openStream(!unidirectional));
+    }
+    if (this.#closeBeforeStart) native.close(...this.#closeBeforeStart);
+  }
+
+  /** @internal */
+  get [kStarted](): boolean {
+    return this.#native !== undefined;
+  }
+
+  /** @internal */
+  [kFailStart](error: CodedError): void {
+    if (this.#closed && this.#closeInfo) return;
+    this.#failBeforeStart(error);
+  }
+
+  #failBeforeStart(error?: CodedError): void {
+    const waiting = this.#beforeStart.splice(0);
+    if (waiting.length > 0) {
+      const unsent = error ?? codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed before the stream could open');
+      for (const { stream } of waiting) stream.connectionClosed(unsent);
+    }
+    this.#finish({ code: 0, reason: '', type: 'transport', remote: false, error });
+  }
+
+  /** A stream made while the name resolved, given its native ID (or pending token) at last. */
+  #adopt(stream: Stream, id: bigint): void {
+    if (id >= 0n) {
+      this.#streams.set(id, stream);
+      stream.opened(id);
+    } else {
+      this.#pendingStreams.set(id, stream);
+      stream.once('close', () => {
+        if (this.#pendingStreams.delete(id) && !this.#closed) this.#native.cancelPending(id);
+      });
+    }
+  }
+
+  /** Before the native connection exists: a stream that opens once it does. */
+  #deferStream(unidirectional: boolean, headers?: string[]): Stream {
+    const stream = new Stream(this, null, { local: true, unidirectional, early: false });
+    const entry = { stream, unidirectional, headers };
+    this.#beforeStart.push(entry);
+    stream.once('close', () => {
+      const index = this.#beforeStart.indexOf(entry);
+      if (index >= 0) this.#beforeStart.splice(index, 1);
+    });
+    return stream;
   }
 
   get server(): boolean {
@@ -255,6 +313,7 @@ export class Connection extends EventEmitter {
     checkOptionalBoolean('options.unidirectional', options.unidirectional);
     this.#throwIfNoNewStreams();
     const unidirectional = options.unidirectional ?? false;
+    if (!this.#native) return this.#deferStream(unidirectional);
     return this.#track(this.#native.openStream(!unidirectional), unidirectional);
   }
 
@@ -272,7 +331,10 @@ export class Connection extends EventEmitter {
     const done = new Promise<void>((resolve) => this.#closeWaiters.push(resolve));
     if (!this.#closing) {
       this.#closing = true;
-      this.#native.close(options.code ?? 0, options.reason ?? '', options.timeout ?? DEFAULT_CLOSE_TIMEOUT);
+      const args: [number, string, number] = [options.code ?? 0, options.reason ?? '', options.timeout ?? DEFAULT_CLOSE_TIMEOUT];
+      if (this.#native) this.#native.close(...args);
+      else if (this.#beforeStart.length === 0) process.nextTick(() => this.#failBeforeStart()); // nothing to wait for
+      else this.#closeBeforeStart = args;
     }
     return done;
   }
@@ -295,7 +357,8 @@ export class Connection extends EventEmitter {
     if (this.#closed) return;
     if (error !== undefined && !(error instanceof Error)) throw invalidArgType('error', 'an Error', error);
     if (error) this.#failure = error as CodedError;
-    this.#native.destroy(error ? 1 : 0);
+    if (this.#native) this.#native.destroy(error ? 1 : 0);
+    else process.nextTick(() => this.#failBeforeStart(error as CodedError | undefined));
     // Closed from now on (like socket.destroyed), although 'close' is emitted on the next turn.
     this.#closed = true;
   }
@@ -303,6 +366,7 @@ export class Connection extends EventEmitter {
   /** @internal Starts an HTTP/3 request; the returned stream carries its body. */
   [kSubmitRequest](headers: string[]): Stream {
     this.#throwIfNoNewStreams();
+    if (!this.#native) return this.#deferStream(false, headers);
     let id: bigint;
     try {
       id = this.#native.submitRequest(headers);
@@ -434,8 +498,8 @@ export class Connection extends EventEmitter {
   }
 
   #addressesNow(): { local: NativeAddress; remote: NativeAddress } | undefined {
-    // Read once the native connection exists; a client's addresses do not change after that.
-    if (!this.#addresses && this.#native) this.#addresses = this.#native.addresses();
+    // Read again until the handshake completes: a client may move on to the server's next address.
+    if (this.#native && (!this.#addresses || (!this.#info && !this.#closed))) this.#addresses = this.#native.addresses();
     return this.#addresses;
   }
 

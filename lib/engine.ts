@@ -1,18 +1,20 @@
 // Engine: one UDP endpoint, many QUIC connections, as a client, a server or both.
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
 import { binding, kOnConnection } from './binding';
-import { Connection, kAttachNative, kTargetPort, TicketRejectedReason } from './connection';
+import { Connection, kAttachNative, kFailStart, kStarted, kTargetPort, TicketRejectedReason } from './connection';
 import {
   checkObject,
   checkOptionalBoolean,
   checkOptionalInteger,
   checkOptionalString,
   closedError,
+  CodedError,
   invalidArgType,
   invalidArgValue,
 } from './errors';
@@ -41,18 +43,35 @@ export interface EngineOptions {
 }
 
 export interface ListenOptions {
-  /** IP address to bind (default '0.0.0.0'). */
+  /** IP address to bind (default '0.0.0.0'); '::' also accepts IPv4 clients unless `ipv6Only`. */
   host?: string;
   /** UDP port (default 0: any free port). */
   port?: number;
+  /** With host '::', IPv6 clients only (like net.Server#listen's `ipv6Only`). Default false. */
+  ipv6Only?: boolean;
 }
 
+/** Resolves a server's name, with the signature of dns.lookup (net.connect's `lookup` option). */
+export type LookupFunction = (
+  hostname: string,
+  options: dns.LookupAllOptions,
+  callback: (error: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[] | string, family?: number) => void,
+) => void;
+
 export interface ConnectOptions {
-  /** IP address of the server, or 'localhost'. */
+  /**
+   * The server: an IP address, or a name resolved with `lookup` (every address it returns is
+   * tried in order, each for `autoSelectFamilyAttemptTimeout` ms while more remain, or until it
+   * refuses). 'localhost' means ::1 and 127.0.0.1 without a lookup.
+   */
   host: string;
   port: number;
   /** Name sent as SNI and checked against the certificate (default: host). */
   servername?: string;
+  /** Resolves `host` when it is a name (default dns.lookup, asked for all addresses). */
+  lookup?: LookupFunction;
+  /** Milliseconds to wait for an answer from one address before trying the next (default 250, at least 10). */
+  autoSelectFamilyAttemptTimeout?: number;
   /** Client credentials and policy (default: the engine's, else node:tls's default roots). */
   ssl?: SslConfig;
   /** Offer only this ALPN protocol instead of the SslConfig's list. */
@@ -74,13 +93,23 @@ export interface AddressInfo {
 }
 
 const MAX_U32 = 0xffffffff;
+const DEFAULT_ATTEMPT_TIMEOUT = 250;
+// RFC 6761: localhost is the loopback, whatever /etc/hosts lists (often only one of the two).
+const LOCALHOST = ['127.0.0.1', '::1'];
 
-function resolveHost(host: string): string {
+function bindAddress(host: string): string {
   if (host === 'localhost') return '127.0.0.1';
   if (net.isIP(host) === 0) {
-    throw invalidArgValue('options.host', `must be an IP address or 'localhost' (resolve names with dns.lookup first). Received '${host}'`);
+    throw invalidArgValue('options.host', `must be an IP address or 'localhost' to listen on. Received '${host}'`);
   }
   return host;
+}
+
+/** The addresses to try, known without a lookup: an IP literal, or localhost. */
+function knownAddresses(host: string, lookup: LookupFunction | undefined): string[] | undefined {
+  if (net.isIP(host) !== 0) return [host];
+  if (host === 'localhost' && !lookup) return LOCALHOST;
+  return undefined;
 }
 
 export class Engine extends EventEmitter {
@@ -140,12 +169,13 @@ export class Engine extends EventEmitter {
     checkObject('options', options);
     checkOptionalString('options.host', options.host);
     checkOptionalInteger('options.port', options.port, 0, 65535);
+    checkOptionalBoolean('options.ipv6Only', options.ipv6Only);
     this.#throwIfClosed();
     if (!this.#ssl) throw invalidArgValue('options', 'cannot listen: the engine has no SslConfig with cert and key', 'ERR_QUIC_NO_CERTIFICATE');
     if (this.#address) throw Object.assign(new Error('the engine is already bound'), { code: 'ERR_QUIC_ALREADY_BOUND' });
-    const host = resolveHost(options.host ?? '0.0.0.0');
+    const host = bindAddress(options.host ?? '0.0.0.0');
     // Bound first: a failed bind (or a socket connect() already bound) leaves the engine not listening.
-    this.#address = this.#native.bind(host, options.port ?? 0, this.#reusePort);
+    this.#address = this.#native.bind(host, options.port ?? 0, this.#reusePort, options.ipv6Only ?? false);
     this.#bound();
     this.#native.listen();
     debug('engine: listening on %s:%d', this.#address!.address, this.#address!.port);
@@ -161,10 +191,14 @@ export class Engine extends EventEmitter {
     return { ...bound };
   }
 
-  /** Starts a connection (synchronously). Streams opened in the same tick ride the first flight. */
+  /**
+   * Starts a connection, returned at once. Streams opened in the same tick ride the first flight;
+   * when `host` is a name they wait for its lookup (a failed lookup is the connection's 'error',
+   * ENOTFOUND like net.connect's).
+   */
   connect(options: ConnectOptions): Connection {
     checkObject('options', options);
-    const { host, port, servername, ssl, alpn, ticketStore } = options;
+    const { host, port, servername, ssl, alpn, ticketStore, lookup, autoSelectFamilyAttemptTimeout } = options;
     let { ticket } = options;
     if (typeof host !== 'string') throw invalidArgType('options.host', 'a string', host);
     if (typeof port !== 'number') throw invalidArgType('options.port', 'a number', port);
@@ -174,8 +208,11 @@ export class Engine extends EventEmitter {
     if (ssl !== undefined && !(ssl instanceof SslConfig)) throw invalidArgType('options.ssl', 'an SslConfig', ssl);
     if (ticket !== undefined && !Buffer.isBuffer(ticket)) throw invalidArgType('options.ticket', 'a Buffer', ticket);
     if (ticketStore !== undefined && !(ticketStore instanceof TicketStore)) throw invalidArgType('options.ticketStore', 'a TicketStore', ticketStore);
+    if (lookup !== undefined && typeof lookup !== 'function') throw invalidArgType('options.lookup', 'a function', lookup);
+    checkOptionalInteger('options.autoSelectFamilyAttemptTimeout', autoSelectFamilyAttemptTimeout, 10, 3600000);
+    if (host.length === 0) throw invalidArgValue('options.host', 'must not be empty');
     this.#throwIfClosed();
-    const address = resolveHost(host);
+    const known = knownAddresses(host, lookup);
     const clientSsl = ssl ?? this.#ssl ?? this.#defaultSsl(alpn);
     const offered = alpn !== undefined ? [alpn] : [...clientSsl.alpn];
     const name = servername ?? host;
@@ -196,31 +233,57 @@ export class Engine extends EventEmitter {
     }
 
     const connection = new Connection(false, name, offered, (closed) => this.#connections.delete(closed), clientSsl.ticketSecret);
-    let native;
-    try {
-      native = this.#native.connect(connection, {
-        host: address,
-        port,
-        servername: name,
-        ssl: clientSsl[kNativeSsl],
-        alpn: offered,
-        sessionData: usable?.sessionData,
-        transportParams: usable?.earlyData ? usable.transportParams : undefined,
-        earlyData: clientSsl.earlyData ?? true,
-      });
-    } finally {
-      this.#bound(); // the first connect() binds the socket, even if the connection then fails to start
-    }
+    const start = (addresses: string[]): void => {
+      let native;
+      try {
+        native = this.#native.connect(connection, {
+          addresses,
+          port,
+          attemptTimeout: autoSelectFamilyAttemptTimeout ?? DEFAULT_ATTEMPT_TIMEOUT,
+          servername: name,
+          ssl: clientSsl[kNativeSsl],
+          alpn: offered,
+          sessionData: usable?.sessionData,
+          transportParams: usable?.earlyData ? usable.transportParams : undefined,
+          earlyData: clientSsl.earlyData ?? true,
+        });
+      } finally {
+        this.#bound(); // the first connect() binds the socket, even if the connection then fails to start
+      }
+      connection[kAttachNative](native);
+    };
+    if (known) start(known); // throws synchronously, as before any connection exists
     connection[kTargetPort] = port;
     if (ticketStore) connection.on('ticket', (fresh: Buffer) => ticketStore.put({ servername: name, port }, fresh));
-    connection[kAttachNative](native);
     this.#connections.add(connection);
+    if (!known) this.#resolveThenStart(connection, host, lookup ?? dns.lookup, start);
     if (rejection) {
       // After connect() returns, so the caller can listen for it.
       const reason = rejection;
       process.nextTick(() => connection.emit('ticketRejected', reason));
     }
     return connection;
+  }
+
+  #resolveThenStart(connection: Connection, host: string, lookup: LookupFunction, start: (addresses: string[]) => void): void {
+    debug('engine: looking up %s', host);
+    lookup(host, { all: true }, (error, found) => {
+      if (connection.closed) return; // destroyed while the name resolved
+      if (this.#closed) return connection[kFailStart](closedError('engine'));
+      // A lookup in dns.lookup's one-address form (some custom ones ignore `all`) works too.
+      const addresses = typeof found === 'string' ? [found] : (found ?? []).map((entry) => entry.address);
+      if (error || addresses.length === 0) {
+        const failure = error ?? Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND', syscall: 'getaddrinfo', hostname: host });
+        debug('engine: lookup %s failed: %s', host, failure.code);
+        return connection[kFailStart](failure as CodedError);
+      }
+      debug('engine: %s is %s', host, addresses.join(', '));
+      try {
+        start(addresses);
+      } catch (startError) {
+        connection[kFailStart](startError as CodedError);
+      }
+    });
   }
 
   /** The server's current 48-byte ticket key, the newest of its ring (like tls.Server#getTicketKeys()). */
@@ -263,6 +326,10 @@ export class Engine extends EventEmitter {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     debug('engine: closing (%d connections)', this.#connections.size);
+    // Connections still resolving their server's name have nothing native to close.
+    for (const connection of this.#connections) {
+      if (!connection[kStarted]) connection[kFailStart](closedError('engine'));
+    }
     this.#closing = new Promise<void>((resolve) => {
       this.#native.close(() => {
         // Unlisted at once: a closing handle is listed until libuv's close callback.

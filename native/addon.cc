@@ -38,6 +38,15 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
     versions.Set("nghttp3", nghttp3_version(0)->version_str);
     return versions;
   }());
+  exports.Set("socketFeatures", [&] {
+    UdpSocket::Features features = UdpSocket::features();
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("gso", features.gso);
+    result.Set("gro", features.gro);
+    result.Set("icmpErrors", features.icmp_errors);
+    result.Set("reusePort", features.reuse_port);
+    return result;
+  }());
   return exports;
 }
 

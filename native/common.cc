@@ -1,24 +1,7 @@
 #include "common.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 namespace quicket {
-
-std::string HostOf(const sockaddr* address) {
-  char host[INET6_ADDRSTRLEN] = "";
-  if (address->sa_family == AF_INET6) {
-    uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(address), host, sizeof(host));
-  } else {
-    uv_ip4_name(reinterpret_cast<const sockaddr_in*>(address), host, sizeof(host));
-  }
-  return host;
-}
-
-int PortOf(const sockaddr* address) {
-  return ntohs(address->sa_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(address)->sin6_port
-                                              : reinterpret_cast<const sockaddr_in*>(address)->sin_port);
-}
 
 Napi::Error MakeSystemError(Napi::Env env, int uv_error, const char* syscall, const sockaddr* address) {
   std::string host = HostOf(address);

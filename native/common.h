@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "net/address.h"
+
 namespace quicket {
 
 // ngtcp2 wants a monotonic nanosecond clock; libuv's hrtime is that clock.
@@ -24,10 +26,6 @@ Napi::Error MakeCodedError(Napi::Env env, const char* code, const std::string& m
 // A system error shaped like node:net's: `connect ECONNREFUSED 127.0.0.1:4433`, with `code`,
 // `errno` (libuv's negative number, as in os.constants.errno negated), `syscall`, `address`, `port`.
 Napi::Error MakeSystemError(Napi::Env env, int uv_error, const char* syscall, const sockaddr* address);
-
-// The IP address of an IPv4 or IPv6 socket address as text, and its port.
-std::string HostOf(const sockaddr* address);
-int PortOf(const sockaddr* address);
 
 // Copies a Buffer (or Uint8Array) argument into a std::string of bytes.
 std::string BytesOf(const Napi::Value& value);

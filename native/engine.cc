@@ -22,25 +22,6 @@ uint64_t OptionalNumber(const Napi::Object& options, const char* name, uint64_t 
   return value.IsNumber() ? static_cast<uint64_t>(value.As<Napi::Number>().Int64Value()) : fallback;
 }
 
-// Parses an IP literal and port into a sockaddr; returns false for anything else.
-bool ParseAddress(const std::string& host, int port, sockaddr_storage* out) {
-  memset(out, 0, sizeof(*out));
-  auto* v4 = reinterpret_cast<sockaddr_in*>(out);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(out);
-  if (uv_ip4_addr(host.c_str(), port, v4) == 0) return true;
-  return uv_ip6_addr(host.c_str(), port, v6) == 0;
-}
-
-// Same IP address and port (IPv6 flow labels and scopes aside).
-bool SameAddress(const sockaddr* a, const sockaddr* b) {
-  if (a->sa_family != b->sa_family || PortOf(a) != PortOf(b)) return false;
-  if (a->sa_family == AF_INET6) {
-    return memcmp(&reinterpret_cast<const sockaddr_in6*>(a)->sin6_addr, &reinterpret_cast<const sockaddr_in6*>(b)->sin6_addr,
-                  sizeof(in6_addr)) == 0;
-  }
-  return reinterpret_cast<const sockaddr_in*>(a)->sin_addr.s_addr == reinterpret_cast<const sockaddr_in*>(b)->sin_addr.s_addr;
-}
-
 // A socket call failed: a system error like node:dgram's (code the errno name, errno, syscall).
 void ThrowUv(Napi::Env env, int error, const char* syscall, const std::string& what) {
   Napi::Error system = MakeCodedError(env, uv_err_name(error), std::string(syscall) + " " + uv_err_name(error) + ": " + what);
@@ -145,24 +126,28 @@ void Engine::SetTicketKeys(const Napi::CallbackInfo& info) {
   ticket_policy_.keys = TicketKeyRing::Make(SslConfig::KeysOf(info[0]));
 }
 
-int Engine::EnsureBound(int family) {
-  if (socket_) return family_ == family ? 0 : UV_EAFNOSUPPORT;
+// A client's socket is dual-stack (`::`, IPv4 mapped), so one engine reaches IPv4 and IPv6 peers;
+// on a host without IPv6 it falls back to IPv4 only. After a failure a later connect() tries again.
+int Engine::EnsureBound() {
+  if (socket_) return 0;
   sockaddr_storage any{};
-  ParseAddress(family == AF_INET6 ? "::" : "0.0.0.0", 0, &any);
-  return OpenSocket(reinterpret_cast<sockaddr*>(&any), false);  // after a failure, a later connect() tries again
+  ParseAddress("::", 0, &any);
+  int rv = OpenSocket(reinterpret_cast<sockaddr*>(&any), false, false);
+  if (rv == 0) return 0;
+  ParseAddress("0.0.0.0", 0, &any);
+  return OpenSocket(reinterpret_cast<sockaddr*>(&any), false, false);
 }
 
-int Engine::OpenSocket(const sockaddr* address, bool reuse_port) {
+int Engine::OpenSocket(const sockaddr* address, bool reuse_port, bool ipv6_only) {
   socket_ = new UdpSocket(loop_, this);
   handles_open_++;
-  int rv = socket_->Bind(address, reuse_port);
+  int rv = socket_->Bind(address, reuse_port, ipv6_only);
   if (rv == 0) rv = socket_->Start();
   if (rv != 0) {
     DiscardSocket();
     return rv;
   }
   socket_->SetRef(keeps_loop_alive_);
-  family_ = address->sa_family;
   return 0;
 }
 
@@ -182,7 +167,7 @@ Napi::Object Engine::AddressObject(Napi::Env env) {
   return result;
 }
 
-// bind(host, port, reusePort) -> { address, port, family }
+// bind(host, port, reusePort, ipv6Only) -> { address, port, family }
 Napi::Value Engine::Bind(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (closing_) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_ENGINE_CLOSED", "the engine is closed");
@@ -197,7 +182,12 @@ Napi::Value Engine::Bind(const Napi::CallbackInfo& info) {
   if (!ParseAddress(host, port, &address)) {
     ThrowCoded(env, ErrorKind::kError, "ERR_INVALID_ADDRESS", "not an IP address: " + host);
   }
-  int rv = OpenSocket(reinterpret_cast<sockaddr*>(&address), info[2].ToBoolean());
+  bool reuse_port = info[2].ToBoolean();
+  int rv = OpenSocket(reinterpret_cast<sockaddr*>(&address), reuse_port, info[3].ToBoolean());
+  if (rv == UV_ENOTSUP && reuse_port) {
+    ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_REUSEPORT_UNSUPPORTED",
+               "reusePort needs a kernel that balances SO_REUSEPORT sockets by flow (Linux)");
+  }
   // Like node:dgram's: code EADDRINUSE (or another errno name), errno, syscall, address, port.
   if (rv != 0) throw MakeSystemError(env, rv, "bind", reinterpret_cast<sockaddr*>(&address));
   return AddressObject(env);
@@ -225,25 +215,38 @@ void Engine::Listen(const Napi::CallbackInfo& info) {
   listening_ = true;
 }
 
-// connect(owner, { host, port, servername, ssl, alpn[], sessionData?, transportParams?, earlyData, keylog })
+// connect(owner, { addresses[], port, attemptTimeout, servername, ssl, alpn[], sessionData?,
+// transportParams?, earlyData }): `addresses` are IP literals, tried in order (connection_addresses.cc).
 Napi::Value Engine::Connect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (closing_) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_ENGINE_CLOSED", "the engine is closed");
   Napi::Object owner = info[0].As<Napi::Object>();
   Napi::Object options = info[1].As<Napi::Object>();
-  std::string host = options.Get("host").As<Napi::String>();
+  Napi::Array hosts = options.Get("addresses").As<Napi::Array>();
   int port = options.Get("port").As<Napi::Number>().Int32Value();
-  sockaddr_storage remote;
-  if (!ParseAddress(host, port, &remote)) {
-    ThrowCoded(env, ErrorKind::kError, "ERR_INVALID_ADDRESS", "not an IP address: " + host);
-  }
-  int rv = EnsureBound(remote.ss_family);
-  if (rv == UV_EAFNOSUPPORT) {
-    ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_ADDRESS_FAMILY", "this engine's socket is of another address family than " + host);
-  }
+  int rv = EnsureBound();
   if (rv != 0) ThrowUv(env, rv, "bind", "cannot open a UDP socket");
-  SslConfig* ssl = SslConfig::FromValue(options.Get("ssl"));
   ClientOptions client;
+  std::string unreachable;
+  for (uint32_t i = 0; i < hosts.Length(); i++) {
+    std::string host = hosts.Get(i).As<Napi::String>();
+    sockaddr_storage remote;
+    if (!ParseAddress(host, port, &remote)) {
+      ThrowCoded(env, ErrorKind::kError, "ERR_INVALID_ADDRESS", "not an IP address: " + host);
+    }
+    // A socket bound to one family (listen() on an IPv4 address, say) skips the other's addresses.
+    if (socket_->CanReach(reinterpret_cast<sockaddr*>(&remote))) {
+      client.addresses.push_back(remote);
+    } else if (unreachable.empty()) {
+      unreachable = host;
+    }
+  }
+  if (client.addresses.empty()) {
+    ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_ADDRESS_FAMILY",
+               "this engine's socket is of another address family than " + unreachable);
+  }
+  client.attempt_timeout_ms = OptionalNumber(options, "attemptTimeout", client.attempt_timeout_ms);
+  SslConfig* ssl = SslConfig::FromValue(options.Get("ssl"));
   client.servername = options.Get("servername").As<Napi::String>();
   Napi::Array alpn = options.Get("alpn").As<Napi::Array>();
   for (uint32_t i = 0; i < alpn.Length(); i++) client.alpn.push_back(alpn.Get(i).As<Napi::String>());
@@ -256,7 +259,7 @@ Napi::Value Engine::Connect(const Napi::CallbackInfo& info) {
   connection->SetOwner(owner);
   connections_.emplace(connection, Napi::Persistent(object));
   std::string error = connection->InitClient(this, ssl->context(), socket_->local_address(),
-                                             reinterpret_cast<sockaddr*>(&remote), transport_, client);
+                                             reinterpret_cast<sockaddr*>(&client.addresses[0]), transport_, client);
   if (!error.empty()) {
     connection->Terminate();
     ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_CONNECT", "cannot start a connection: " + error);

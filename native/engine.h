@@ -19,7 +19,7 @@
 #include "common.h"
 #include "quic/connection.h"
 #include "ssl_config.h"
-#include "udp_socket.h"
+#include "net/udp_socket.h"
 
 namespace quicket {
 
@@ -62,9 +62,9 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   void SetRef(const Napi::CallbackInfo& info);
 
   Napi::Object AddressObject(Napi::Env env);
-  int EnsureBound(int family);
+  int EnsureBound();
   // Creates, binds and starts socket_; on failure (a libuv error code) the engine has no socket.
-  int OpenSocket(const sockaddr* address, bool reuse_port);
+  int OpenSocket(const sockaddr* address, bool reuse_port, bool ipv6_only);
   // Closes a socket that failed to bind or start; the engine stays usable.
   void DiscardSocket();
   void Accept(const uint8_t* data, size_t length, const sockaddr* remote);
@@ -84,7 +84,6 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   UdpSocket* socket_ = nullptr;
   uv_check_t* check_ = nullptr;
   uv_idle_t* idle_ = nullptr;  // keeps the loop from blocking in poll while work is pending
-  int family_ = AF_UNSPEC;
   bool listening_ = false;
   bool want_keylog_ = false;
   bool keeps_loop_alive_ = true;  // while the socket is open (ref()/unref())

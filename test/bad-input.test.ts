@@ -87,11 +87,12 @@ describe('bad input', () => {
       await expect(engines.engine({ ssl: serverSsl() }).listen({ host: HOST, port: 70000 })).rejects.toEqual(rangeError);
     });
 
-    test('hosts that are not IP addresses (names must be resolved first)', () => {
+    test('an empty host, a listen host that is not an IP address, a lookup that is not a function', async () => {
       const client = engines.client();
-      expect(thrown(() => client.connect({ host: 'example.com', port: 443 }))).toEqual(valueError);
       expect(thrown(() => client.connect({ host: '', port: 443 }))).toEqual(valueError);
-      expect(thrown(() => client.connect({ host: '127.0.0.256', port: 443 }))).toEqual(valueError);
+      await expect(engines.engine({ ssl: serverSsl() }).listen({ host: 'example.com', port: 0 })).rejects.toEqual(valueError);
+      expect(thrown(() => client.connect({ host: 'example.com', port: 443, lookup: 'dns' as never }))).toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+      expect(thrown(() => client.connect({ host: 'example.com', port: 443, autoSelectFamilyAttemptTimeout: 1 }))).toEqual(rangeError);
     });
 
     test('ALPN lists: empty, empty names, names over 255 bytes', () => {

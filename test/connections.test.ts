@@ -345,7 +345,8 @@ describe('engine.address()', () => {
     const connection = client.connect({ host: HOST, port: server.port, servername: 'localhost', ssl: clientSsl() });
     await connection.handshake;
     const bound = client.address();
-    expect(bound).toMatchObject({ address: '0.0.0.0', family: 'IPv4' });
+    // Dual-stack, so the same engine can reach IPv6 servers too.
+    expect(bound).toMatchObject({ address: '::', family: 'IPv6' });
     expect(bound.port).toBeGreaterThan(0);
     expect(server.engine.address()).toMatchObject({ address: HOST, port: server.port, family: 'IPv4' });
   });

@@ -16,10 +16,6 @@ namespace {
 constexpr size_t kCidLength = 18;
 constexpr size_t kMaxPacketsPerFlush = 128;
 
-size_t AddressLength(const sockaddr* address) {
-  return address->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-}
-
 bool RandomCid(ngtcp2_cid* cid, size_t length) {
   cid->datalen = length;
   return RandomBytes(cid->data, length);
@@ -115,6 +111,7 @@ std::string Connection::InitClient(Engine* engine, std::shared_ptr<TlsContext> s
   InitCommon(engine, std::move(ssl), local, remote);
   transport_ = transport;
   client_ = client;
+  attempt_started_ = Now();
   return StartClient(client);
 }
 
@@ -280,6 +277,7 @@ void Connection::Receive(const uint8_t* data, size_t length, const sockaddr* loc
                    {const_cast<sockaddr*>(remote), static_cast<ngtcp2_socklen>(AddressLength(remote))},
                    nullptr};
   ngtcp2_pkt_info info{};
+  heard_from_peer_ = true;  // routed here by our connection ID: the address answers
   int rv = ngtcp2_conn_read_pkt(conn_, &path, &info, data, length, Now());
   if (rv != 0) {
     HandleLibraryError(rv);
@@ -386,6 +384,7 @@ void Connection::ScheduleTimer() {
   if (!timer_ || !conn_) return;
   uint64_t expiry = ngtcp2_conn_get_expiry(conn_);
   if (close_requested_) expiry = std::min(expiry, close_deadline_);
+  if (MayTryNextAddress()) expiry = std::min(expiry, AttemptDeadline());
   uint64_t now = Now();
   uint64_t delay_ms = expiry <= now ? 0 : (expiry - now + NGTCP2_MILLISECONDS - 1) / NGTCP2_MILLISECONDS;
   uv_timer_start(timer_, OnTimer, delay_ms, 0);
@@ -405,6 +404,10 @@ void Connection::WriteQlog(void* user, uint32_t flags, const void* data, size_t 
 void Connection::OnTimer(uv_timer_t* timer) {
   auto* self = static_cast<Connection*>(timer->data);
   if (self->state_ == State::kFinished || self->state_ == State::kTerminated) return;
+  if (self->MayTryNextAddress() && Now() >= self->AttemptDeadline()) {
+    self->TryNextAddress();
+    return;
+  }
   int rv = ngtcp2_conn_handle_expiry(self->conn_, Now());
   if (rv != 0) {
     self->HandleLibraryError(rv);

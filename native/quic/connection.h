@@ -48,6 +48,10 @@ struct ClientOptions {
   std::string session_data;       // from a ticket; empty for a full handshake
   std::string transport_params;   // the server's 0-RTT transport parameters from the same ticket
   bool early_data = true;
+  // Every address the server's name resolved to, in the order to try them; the first is where
+  // the connection starts. A silent or refusing address gives way to the next (connection_addresses.cc).
+  std::vector<sockaddr_storage> addresses;
+  uint64_t attempt_timeout_ms = 250;  // per address while more remain (net's autoSelectFamilyAttemptTimeout)
 };
 
 class Connection : public Napi::ObjectWrap<Connection>, private Application::Host {
@@ -177,6 +181,13 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   void Reopen(StreamTable::Map streams, bool http3);
   std::string StartClient(const ClientOptions& client);
   bool RetryWithoutTicket(int error);
+  // Abandons the current handshake attempt (routes, ngtcp2 and TLS state); its streams wait in
+  // retried_streams_ for the next attempt.
+  void AbandonAttempt();
+  // A client still handshaking that never heard from its current address moves to the next one.
+  bool TryNextAddress();
+  bool MayTryNextAddress() const;
+  uint64_t AttemptDeadline() const;
   void OnTicket(std::string session_data, uint32_t lifetime, bool early_data);
   bool GracefulCloseDone(uint64_t now) const;
   void ScheduleTimer();
@@ -217,6 +228,9 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   TransportOptions transport_;
   ClientOptions client_;
   bool retried_ = false;
+  size_t address_index_ = 0;          // into client_.addresses
+  uint64_t attempt_started_ = 0;      // when the handshake with the current address began
+  bool heard_from_peer_ = false;      // a datagram for this attempt arrived
   bool retried_http3_ = false;
   StreamTable::Map retried_streams_;
   bool want_keylog_ = false;

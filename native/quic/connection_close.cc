@@ -120,6 +120,7 @@ void Connection::Finish(events::Close info) {
 
 void Connection::OnPortUnreachable() {
   if (server_ || state_ != State::kHandshaking) return;
+  if (TryNextAddress()) return;
   events::Close info;
   info.application = false;
   info.error_code = "ECONNREFUSED";

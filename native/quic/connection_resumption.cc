@@ -86,17 +86,26 @@ bool Connection::RetryWithoutTicket(int error) {
     SendConnectionClose(ccerr);
   }
   retried_ = true;
-  // Abandon the attempt: its routes, its ngtcp2 and TLS state. Its streams wait for the new
-  // handshake (without remembered limits nothing can be sent before it).
+  AbandonAttempt();
+  for (auto& [id, stream] : retried_streams_) stream->send.Retain(false);  // no second retry
+  client_.session_data.clear();
+  client_.transport_params.clear();
+  if (!StartClient(client_).empty()) return false;
+  Queue(events::TicketRejected{"refused"});
+  return true;
+}
+
+// Abandon the attempt: its routes, its ngtcp2 and TLS state. Its streams wait for the next one
+// (without remembered limits nothing can be sent before its handshake completes).
+void Connection::AbandonAttempt() {
   for (const auto& cid : cids_) engine_->RemoveConnectionId(cid);
   cids_.clear();
   for (auto& [id, stream] : streams_.TakeAll()) {
     if (app_->IsOwnStream(id)) continue;  // HTTP/3's own streams start afresh with it
     stream->send.Restart();  // 0-RTT bytes were retained, acknowledged or not
-    stream->send.Retain(false);  // no second retry
     retried_streams_.emplace(id, std::move(stream));
   }
-  retried_http3_ = app_->http3();
+  retried_http3_ = retried_http3_ || app_->http3();
   app_ = std::make_unique<RawApplication>(AsHost());
   tls_.reset();
   ngtcp2_conn_del(conn_);
@@ -106,11 +115,7 @@ bool Connection::RetryWithoutTicket(int error) {
     qlog_ = nullptr;
   }
   early_attempted_ = false;
-  client_.session_data.clear();
-  client_.transport_params.clear();
-  if (!StartClient(client_).empty()) return false;
-  Queue(events::TicketRejected{"refused"});
-  return true;
+  heard_from_peer_ = false;
 }
 
 void Connection::WantTickets(bool on) {

@@ -1,9 +1,18 @@
 #include "udp_socket.h"
 
-#include <linux/errqueue.h>
+#include "address.h"
+
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <unistd.h>
+
+// GSO, GRO and the ICMP error queue: Linux only. QUICKET_PORTABLE_SOCKETS builds the fallback on
+// Linux too, so the code paths macOS takes are tested here.
+#if defined(__linux__) && !defined(QUICKET_PORTABLE_SOCKETS)
+#define QUICKET_LINUX_SOCKETS 1
+#include <linux/errqueue.h>
+#endif
 
 #include <algorithm>
 #include <cerrno>
@@ -20,15 +29,42 @@ constexpr int kSocketBufferSize = 4 * 1024 * 1024;
 // retransmits them; unbounded queueing would only hide congestion).
 constexpr size_t kMaxPendingBytes = 4 * 1024 * 1024;
 
+#ifdef QUICKET_LINUX_SOCKETS
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
 #ifndef UDP_GRO
 #define UDP_GRO 104
 #endif
+// With SO_SELECT_ERR_QUEUE a queued ICMP error raises POLLPRI (UV_PRIORITIZED).
+constexpr int kPollEvents = UV_READABLE | UV_PRIORITIZED;
+constexpr bool kLinuxSockets = true;
+#else
+constexpr int kPollEvents = UV_READABLE;
+constexpr bool kLinuxSockets = false;
+#endif
+// Only Linux spreads datagrams among SO_REUSEPORT sockets by flow; BSD and macOS hand them all to
+// one socket, which would starve the other workers of a cluster.
+#ifdef __linux__
+constexpr bool kBalancedReusePort = true;
+#else
+constexpr bool kBalancedReusePort = false;
+#endif
 
-socklen_t AddressLength(const sockaddr* address) {
-  return address->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+int OpenNonBlocking(int family) {
+#ifdef SOCK_NONBLOCK
+  return socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+#else
+  int fd = socket(family, SOCK_DGRAM, 0);
+  if (fd < 0) return fd;
+  if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+    int error = errno;
+    close(fd);
+    errno = error;
+    return -1;
+  }
+  return fd;
+#endif
 }
 
 // Whether a failed send may have failed for an earlier datagram: with IP_RECVERR the kernel hands
@@ -39,15 +75,24 @@ bool MayBeReportedError(int error) {
 }
 }  // namespace
 
+UdpSocket::Features UdpSocket::features() { return {kLinuxSockets, kLinuxSockets, kLinuxSockets, kBalancedReusePort}; }
+
 UdpSocket::UdpSocket(uv_loop_t* loop, Receiver* receiver)
-    : loop_(loop), receiver_(receiver), receive_buffer_(new uint8_t[kReceiveBufferSize]) {
+    : loop_(loop), receiver_(receiver), gso_(kLinuxSockets), receive_buffer_(new uint8_t[kReceiveBufferSize]) {
   poll_.data = this;
 }
 
-int UdpSocket::Bind(const sockaddr* address, bool reuse_port) {
-  fd_ = socket(address->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+int UdpSocket::Bind(const sockaddr* address, bool reuse_port, bool ipv6_only) {
+  if (reuse_port && !kBalancedReusePort) return UV_ENOTSUP;
+  fd_ = OpenNonBlocking(address->sa_family);
   if (fd_ < 0) return uv_translate_sys_error(errno);
   int one = 1;
+  if (address->sa_family == AF_INET6) {
+    // Node's `::` is dual-stack (net and dgram alike); ipv6Only opts out.
+    int only = ipv6_only ? 1 : 0;
+    if (setsockopt(fd_, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof(only)) != 0 && !ipv6_only) only = 1;
+    dual_stack_ = only == 0 && IsUnspecified(address);
+  }
   // SO_REUSEPORT lets several processes share one port; the kernel spreads flows among them.
   if (reuse_port && setsockopt(fd_, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
     return uv_translate_sys_error(errno);
@@ -55,6 +100,7 @@ int UdpSocket::Bind(const sockaddr* address, bool reuse_port) {
   // Bursts at QUIC speeds overflow the default socket buffers; larger ones avoid needless loss.
   setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &kSocketBufferSize, sizeof(kSocketBufferSize));
   setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &kSocketBufferSize, sizeof(kSocketBufferSize));
+#ifdef QUICKET_LINUX_SOCKETS
   // GRO: the kernel may hand over several same-sized datagrams at once (split again below).
   setsockopt(fd_, SOL_UDP, UDP_GRO, &one, sizeof(one));
   // ICMP errors (a closed port answers "port unreachable") go to the error queue with the
@@ -64,13 +110,18 @@ int UdpSocket::Bind(const sockaddr* address, bool reuse_port) {
   if (address->sa_family == AF_INET6) setsockopt(fd_, SOL_IPV6, IPV6_RECVERR, &one, sizeof(one));
   setsockopt(fd_, SOL_IP, IP_RECVERR, &one, sizeof(one));
   setsockopt(fd_, SOL_SOCKET, SO_SELECT_ERR_QUEUE, &one, sizeof(one));
+#endif
   if (bind(fd_, address, AddressLength(address)) != 0) return uv_translate_sys_error(errno);
   socklen_t length = sizeof(local_);
   if (getsockname(fd_, reinterpret_cast<sockaddr*>(&local_), &length) != 0) return uv_translate_sys_error(errno);
   return uv_poll_init_socket(loop_, &poll_, fd_);
 }
 
-int UdpSocket::Start() { return uv_poll_start(&poll_, UV_READABLE | UV_PRIORITIZED, OnPoll); }
+int UdpSocket::Start() { return uv_poll_start(&poll_, kPollEvents, OnPoll); }
+
+bool UdpSocket::CanReach(const sockaddr* remote) const {
+  return remote->sa_family == local_.ss_family || (dual_stack_ && remote->sa_family == AF_INET);
+}
 
 void UdpSocket::SetRef(bool ref) {
   if (poll_.type != UV_POLL) return;
@@ -79,7 +130,7 @@ void UdpSocket::SetRef(bool ref) {
 }
 
 void UdpSocket::Watch() {
-  uv_poll_start(&poll_, UV_READABLE | UV_PRIORITIZED | (pending_.empty() ? 0 : UV_WRITABLE), OnPoll);
+  uv_poll_start(&poll_, kPollEvents | (pending_.empty() ? 0 : UV_WRITABLE), OnPoll);
 }
 
 void UdpSocket::OnPoll(uv_poll_t* poll, int status, int events) {
@@ -101,6 +152,7 @@ void UdpSocket::OnPoll(uv_poll_t* poll, int status, int events) {
 }
 
 void UdpSocket::ReadErrors() {
+#ifdef QUICKET_LINUX_SOCKETS
   for (int i = 0; i < kMaxReadsPerEvent && fd_ >= 0; i++) {
     sockaddr_storage destination{};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(sock_extended_err) + sizeof(sockaddr_in6))];
@@ -122,11 +174,13 @@ void UdpSocket::ReadErrors() {
       // Local errors (a datagram over the path MTU, ...) concern no peer.
       bool from_network = error.ee_origin == SO_EE_ORIGIN_ICMP || error.ee_origin == SO_EE_ORIGIN_ICMP6;
       if (from_network && message.msg_namelen > 0 && error.ee_errno != 0) {
+        UnmapIpv4(&destination);
         receiver_->OnDestinationError(reinterpret_cast<sockaddr*>(&destination),
                                       uv_translate_sys_error(static_cast<int>(error.ee_errno)));
       }
     }
   }
+#endif
 }
 
 void UdpSocket::Receive() {
@@ -147,6 +201,7 @@ void UdpSocket::Receive() {
       continue;  // an ICMP-reported error fails one read (ReadErrors() reports it); datagrams wait behind it
     }
     size_t segment = static_cast<size_t>(n);
+#ifdef QUICKET_LINUX_SOCKETS
     for (cmsghdr* header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
       if (header->cmsg_level == SOL_UDP && header->cmsg_type == UDP_GRO) {
         int size;
@@ -154,6 +209,8 @@ void UdpSocket::Receive() {
         if (size > 0) segment = static_cast<size_t>(size);
       }
     }
+#endif
+    UnmapIpv4(&remote);
     const uint8_t* data = receive_buffer_.get();
     for (size_t offset = 0; offset < static_cast<size_t>(n) && fd_ >= 0; offset += segment) {
       receiver_->OnDatagram(data + offset, std::min(segment, static_cast<size_t>(n) - offset),
@@ -170,12 +227,18 @@ int UdpSocket::Transmit(const uint8_t* data, size_t length, size_t segment, cons
     }
     return 0;
   }
+  sockaddr_storage mapped;
+  if (remote->sa_family == AF_INET && local_.ss_family == AF_INET6) {
+    MapToIpv6(remote, &mapped);
+    remote = reinterpret_cast<const sockaddr*>(&mapped);
+  }
   iovec iov{const_cast<uint8_t*>(data), length};
   msghdr message{};
   message.msg_name = const_cast<sockaddr*>(remote);
   message.msg_namelen = AddressLength(remote);
   message.msg_iov = &iov;
   message.msg_iovlen = 1;
+#ifdef QUICKET_LINUX_SOCKETS
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint16_t))] = {};
   if (length > segment) {
     message.msg_control = control;
@@ -187,6 +250,7 @@ int UdpSocket::Transmit(const uint8_t* data, size_t length, size_t segment, cons
     uint16_t size = static_cast<uint16_t>(segment);
     memcpy(CMSG_DATA(header), &size, sizeof(size));
   }
+#endif
   bool retried = false;
   while (sendmsg(fd_, &message, 0) < 0) {
     if (errno == EINTR) continue;

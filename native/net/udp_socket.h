@@ -2,6 +2,9 @@
 // watches it) so that both UDP GSO on send and UDP GRO on receive can be used: one system call
 // moves up to 64 KiB of QUIC packets in either direction. ICMP errors the kernel receives about
 // sent datagrams (IP_RECVERR) are read from the socket's error queue and reported to the receiver.
+// Those three are Linux's; elsewhere (or built with QUICKET_PORTABLE_SOCKETS) packets go one per
+// system call and ICMP errors are not seen. An IPv6 socket bound to `::` is dual-stack: IPv4 peers
+// come and go as IPv4 addresses, mapped to ::ffff:a.b.c.d only on their way to the kernel.
 // Heap-allocated and freed by its own close callback, because libuv needs the handle's memory
 // until then.
 #pragma once
@@ -32,8 +35,18 @@ class UdpSocket {
   UdpSocket(const UdpSocket&) = delete;
   UdpSocket& operator=(const UdpSocket&) = delete;
 
-  // Returns 0 or a libuv error code.
-  int Bind(const sockaddr* address, bool reuse_port);
+  // What this build's sockets can do (the `socketFeatures` export).
+  struct Features {
+    bool gso, gro, icmp_errors, reuse_port;
+  };
+  static Features features();
+
+  // Returns 0 or a libuv error code (UV_ENOTSUP: reuse_port where the kernel does not balance).
+  // An IPv6 `address` of `::` also serves IPv4 unless ipv6_only.
+  int Bind(const sockaddr* address, bool reuse_port, bool ipv6_only = false);
+  // Whether a datagram to `remote` can leave this socket (its family, or IPv4 on a dual-stack one).
+  bool CanReach(const sockaddr* remote) const;
+  bool dual_stack() const { return dual_stack_; }
   int Start();
   // Whether the open socket keeps Node's loop alive (like a node:dgram socket's ref()/unref()).
   void SetRef(bool ref);
@@ -67,7 +80,8 @@ class UdpSocket {
   int fd_ = -1;
   Receiver* receiver_;
   sockaddr_storage local_{};
-  bool gso_ = true;  // cleared the first time the kernel refuses UDP_SEGMENT
+  bool gso_;  // cleared the first time the kernel refuses UDP_SEGMENT
+  bool dual_stack_ = false;
   std::deque<Pending> pending_;
   size_t pending_bytes_ = 0;
   std::function<void()> on_closed_;
