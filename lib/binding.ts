@@ -14,6 +14,7 @@ export interface NativeBinding {
     events: typeof nativeEventCallbacks;
   }): void;
   versions: { openssl: string; ngtcp2: string; nghttp3: string };
+  socketFeatures: { gso: boolean; gro: boolean; icmpErrors: boolean; reusePort: boolean };
 }
 
 /** @internal */

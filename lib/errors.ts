@@ -3,6 +3,7 @@
 /** Every code quicket's own errors carry (`error.code`), its own and those it shares with Node. */
 export const quicketErrorCodes = [
   'ERR_QUIC_ADDRESS_FAMILY',
+  'ERR_QUIC_REUSEPORT_UNSUPPORTED',
   'ERR_QUIC_ALPN_MISMATCH',
   'ERR_QUIC_ALREADY_BOUND',
   'ERR_QUIC_CERT_EXPIRED',

@@ -22,6 +22,15 @@ export const versions: { quicket: string; openssl: string; ngtcp2: string; nghtt
   quicket: version,
   ...binding.versions,
 });
+/**
+ * What this build's UDP layer uses: UDP GSO and GRO (several packets per system call), ICMP errors
+ * (a closed port refuses a connection at once, ECONNREFUSED; without them the handshake times out
+ * or the next address is tried) and a `reusePort` the kernel balances. All true on Linux; false
+ * elsewhere (macOS) and in a QUICKET_PORTABLE_SOCKETS build.
+ */
+export const socketFeatures: { gso: boolean; gro: boolean; icmpErrors: boolean; reusePort: boolean } = Object.freeze({
+  ...binding.socketFeatures,
+});
 export { Http3Server, Http3Request, Http3Response, request } from './http3';
 export type {
   Http3Handler,
