@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 
 import { Connection } from './connection';
 import { debug } from './debug';
-import { Engine } from './engine';
+import { Engine, LookupFunction } from './engine';
 import { checkObject, checkOptionalInteger, invalidArgType } from './errors';
 import { H3_ALPN } from './http3';
 import { SslConfig } from './ssl-config';
@@ -19,6 +19,8 @@ export interface Http3AgentOptions {
   ticketStore?: TicketStore;
   /** Milliseconds a pooled connection with no request in flight stays open (default 30000). */
   idleTimeout?: number;
+  /** Resolves origins' host names (default dns.lookup; see ConnectOptions.lookup). */
+  lookup?: LookupFunction;
 }
 
 const DEFAULT_IDLE_TIMEOUT = 30000;
@@ -48,6 +50,7 @@ export class Http3Agent extends EventEmitter {
   readonly ticketStore: TicketStore;
   readonly #ssl: SslConfig;
   readonly #idleTimeout: number;
+  readonly #lookup?: LookupFunction;
   readonly #pool = new Map<string, Pooled>();
   #engine?: Engine;
   #inFlight = 0;
@@ -56,7 +59,8 @@ export class Http3Agent extends EventEmitter {
   constructor(options: Http3AgentOptions = {}) {
     super();
     checkObject('options', options);
-    const { ssl, ticketStore, idleTimeout } = options;
+    const { ssl, ticketStore, idleTimeout, lookup } = options;
+    if (lookup !== undefined && typeof lookup !== 'function') throw invalidArgType('options.lookup', 'a function', lookup);
     if (ssl !== undefined && !(ssl instanceof SslConfig)) throw invalidArgType('options.ssl', 'an SslConfig', ssl);
     if (ticketStore !== undefined && !(ticketStore instanceof TicketStore)) {
       throw invalidArgType('options.ticketStore', 'a TicketStore', ticketStore);
@@ -65,6 +69,7 @@ export class Http3Agent extends EventEmitter {
     this.#ssl = ssl ?? new SslConfig({ alpn: [H3_ALPN] });
     this.ticketStore = ticketStore ?? new TicketStore();
     this.#idleTimeout = idleTimeout ?? DEFAULT_IDLE_TIMEOUT;
+    this.#lookup = lookup;
   }
 
   /** Connections open now, one per origin. */
@@ -85,7 +90,7 @@ export class Http3Agent extends EventEmitter {
     let pooled = this.#pool.get(origin);
     let fresh = false;
     if (!pooled || pooled.connection.closed || pooled.connection.closing) {
-      const connection = this.#engineNow().connect({ host, port, servername: host, ssl: this.#ssl, alpn: H3_ALPN, ticketStore: this.ticketStore });
+      const connection = this.#engineNow().connect({ host, port, servername: host, ssl: this.#ssl, alpn: H3_ALPN, ticketStore: this.ticketStore, lookup: this.#lookup });
       // Failures reach the requests on it; the pool only forgets the connection.
       connection.on('error', () => {});
       const entry: Pooled = { connection, active: 0 };

@@ -5,8 +5,8 @@
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 
-import { Connection, Engine, LookupFunction, socketFeatures } from '../lib';
-import { clientSsl, echo, next, pattern, readAll, roundTrip, serverSsl, useEngines } from './helpers';
+import { Connection, Engine, fetch, Http3Agent, Http3Server, LookupFunction, socketFeatures, SslConfig } from '../lib';
+import { clientSsl, echo, next, pattern, pem, readAll, roundTrip, serverSsl, useEngines } from './helpers';
 
 /** A lookup that answers `addresses` for any name, after `delayMs`, and counts its calls. */
 function fixedLookup(addresses: string[], delayMs = 0): LookupFunction & { calls: string[] } {
@@ -185,5 +185,23 @@ describe('names and address families', () => {
     expect((await orphanClosed).error).toMatchObject({ code: 'ERR_QUIC_ENGINE_CLOSED' });
     await new Promise((resolve) => setTimeout(resolve, 150)); // the lookup answers into a closed engine
     expect(server.connections.length).toBeLessThanOrEqual(1); // only `graceful` got as far as a handshake
+  });
+
+  test('fetch() of https://localhost against an HTTP/3 server on ::1 only; a named origin through the agent\'s lookup', async () => {
+    const server = new Http3Server({ ssl: new SslConfig({ alpn: ['h3'], cert: pem('server.pem'), key: pem('server-key.pem') }) }, (req, res) => res.end(`hello ${req.path}`));
+    const { port } = await server.listen({ host: '::1', port: 0 });
+    const ssl = new SslConfig({ alpn: ['h3'], ca: pem('ca.pem') });
+    const agent = new Http3Agent({ ssl });
+    const lookup = fixedLookup(['::1']);
+    const resolving = new Http3Agent({ ssl, lookup });
+    try {
+      expect(await (await fetch(`https://localhost:${port}/a`, { agent })).text()).toBe('hello /a');
+      expect(await (await fetch(`https://localhost:${port}/b`, { agent: resolving })).text()).toBe('hello /b');
+      expect(lookup.calls).toEqual(['localhost']);
+    } finally {
+      await agent.close();
+      await resolving.close();
+      await server.close();
+    }
   });
 });
