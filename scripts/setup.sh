@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 # Go and Debian's quic-go sources (also bookworm-backports) build our quic-go interop peer offline
 # (test/peers/build.sh).
 # cargo and Debian's quinn crates (bookworm) build the quinn interop peer offline too.
-DEB_PACKAGES="g++ make cmake perl python3 tar xz-utils openssl strace ngtcp2-client ngtcp2-server golang-go golang-github-lucas-clemente-quic-go-dev cargo librust-quinn-dev librust-rustls-pemfile-dev librust-tokio-dev"
+# python3-dev, python3-cffi-backend and libssl-dev build and run the aioquic peer (test/peers/aioquic/build.sh).
+DEB_PACKAGES="g++ make cmake perl python3 tar xz-utils openssl strace ngtcp2-client ngtcp2-server golang-go golang-github-lucas-clemente-quic-go-dev cargo librust-quinn-dev librust-rustls-pemfile-dev librust-tokio-dev python3-dev python3-cffi-backend libssl-dev"
 
 manual_help() {
   cat >&2 <<'MSG'

@@ -24,3 +24,7 @@ fi
 
 # quinn (Rust, rustls 0.20), offline against the crates Debian installs under /usr/share/cargo/registry.
 bash test/peers/quinn/build.sh
+
+# aioquic (Python, its own TLS 1.3): Debian's orig tarballs and trixie's cryptography 43, sha256-pinned,
+# into build-peers/aioquic (test/peers/aioquic/build.sh).
+bash test/peers/aioquic/build.sh
