@@ -32,9 +32,11 @@ const IDLE_TIMEOUT_REASON = 'idle timeout';
 /** How long close() waits by default for open streams to finish. */
 const DEFAULT_CLOSE_TIMEOUT = 5000;
 
+/** Options of {@link Connection.close}. */
 export interface CloseOptions {
   /** Application error code sent in CONNECTION_CLOSE (default 0). */
   code?: number;
+  /** Reason phrase sent in CONNECTION_CLOSE, for the peer's logs (default ''). */
   reason?: string;
   /** Milliseconds to wait for open streams to finish before closing anyway (default 5000). */
   timeout?: number;
@@ -43,33 +45,62 @@ export interface CloseOptions {
 /** What connection.stats() reports: ngtcp2's view of the path and this connection's counters. */
 export interface ConnectionStats {
   /** Round-trip times in milliseconds (0 until measured). */
-  rtt: { smoothed: number; min: number; latest: number; variance: number };
+  rtt: {
+    /** Smoothed RTT, the estimate loss recovery uses (RFC 9002 `smoothed_rtt`). */
+    smoothed: number;
+    /** Lowest RTT seen. */
+    min: number;
+    /** The most recent sample. */
+    latest: number;
+    /** RTT variation, the mean deviation of the samples (RFC 9002 `rttvar`). */
+    variance: number
+  };
   /** Congestion window in bytes. */
   congestionWindow: number;
   /** Bytes sent and not yet acknowledged or declared lost. */
   bytesInFlight: number;
-  /** UDP payload bytes sent and received (QUIC packets, headers included). */
+  /** UDP payload bytes sent (QUIC packets, headers included). */
   bytesSent: number;
+  /** UDP payload bytes received (QUIC packets, headers included). */
   bytesReceived: number;
+  /** QUIC packets sent. */
   packetsSent: number;
+  /** QUIC packets received. */
   packetsReceived: number;
+  /** Packets declared lost by loss detection (their data is sent again). */
   packetsLost: number;
   /** Streams opened by either side (HTTP/3's own control streams aside). */
   streamsOpened: number;
 }
 
+/**
+ * What became of 0-RTT: `'accepted'` (a client sent early data and the server took it; on a server,
+ * it took the client's), `'rejected'` (client only: the server refused the early data or the
+ * handshake that carried it, and what the streams had sent was resent after the handshake), or
+ * `'none'` (no 0-RTT).
+ */
 export type EarlyDataState = 'none' | 'accepted' | 'rejected';
 
+/** The outcome of a completed handshake: what `connection.handshake` resolves with and 'handshake' carries. */
 export interface HandshakeInfo {
+  /** The ALPN protocol both sides agreed on. */
   alpn: string;
+  /**
+   * The server name: on a client, the one it verified the certificate against (an IP address is
+   * not sent as SNI); on a server, the SNI the client sent ('' if none).
+   */
   servername: string;
+  /** True when the TLS session was resumed from a ticket instead of a full handshake. */
   resumed: boolean;
+  /** What became of 0-RTT on this connection. */
   earlyData: EarlyDataState;
 }
 
+/** How a connection ended: what 'close' carries. */
 export interface CloseInfo {
   /** The QUIC error code sent or received (0 for a clean close). */
   code: number;
+  /** The reason phrase sent or received ('' if none; `'idle timeout'` after a silent idle close). */
   reason: string;
   /** Whether `code` is an application or a transport error code. */
   type: 'application' | 'transport';
@@ -87,14 +118,23 @@ export interface CloseInfo {
  */
 export type TicketRejectedReason = 'malformed' | 'expired' | 'mismatch' | 'refused';
 
+/** The events of {@link Connection} and their listener arguments, for the typed `on`/`once`/`off`. */
 export interface ConnectionEvents {
+  /** The handshake completed. */
   handshake: [info: HandshakeInfo];
+  /** Client: a session ticket from the server, to pass as `connect({ ticket })` later. */
   ticket: [ticket: Buffer];
+  /** The peer opened a stream. */
   stream: [stream: Stream];
+  /** Client: the server refused the 0-RTT data; it is resent after the handshake. */
   earlyDataRejected: [];
+  /** Client: the ticket given to connect() was not used, and why. */
   ticketRejected: [reason: TicketRejectedReason];
+  /** A TLS secret as an NSS key log line (ending in `'\n'`), for Wireshark. */
   keylog: [line: Buffer];
+  /** The connection is closed; always the last event. */
   close: [info: CloseInfo];
+  /** The connection failed; emitted before 'close', and only while someone listens. */
   error: [error: CodedError];
 }
 
@@ -125,6 +165,27 @@ export const kSubmitResponse = Symbol('quicket.submitResponse');
 /** @internal Stream event carrying HTTP/3 header fields: (pairs: string[], trailers: boolean). */
 export const kHeadersEvent = Symbol('quicket.headers');
 
+/**
+ * One QUIC connection, client side (from {@link Engine.connect}) or server side (from the engine's
+ * 'connection' event). Streams come from {@link Connection.openStream} or the 'stream' event; an
+ * HTTP/3 connection (ALPN `'h3'`) carries requests instead, see {@link request} and {@link Http3Server}.
+ *
+ * Events (listener signatures in {@link ConnectionEvents}):
+ * - `'handshake'` `(info: HandshakeInfo)`: the handshake completed (`handshake` resolves with the same).
+ * - `'stream'` `(stream: Stream)`: the peer opened a stream; `stream.early` tells if its data came as 0-RTT.
+ * - `'ticket'` `(ticket: Buffer)`: client: a session ticket from the server, an opaque Buffer for a
+ *   later `connect({ ticket })` (see {@link Ticket.inspect}). Tickets are only built while a listener is attached.
+ * - `'ticketRejected'` `(reason: TicketRejectedReason)`: client: the ticket given to connect() was
+ *   not used; the connection goes on with a full handshake. Emitted in a later tick than connect().
+ * - `'earlyDataRejected'` `()`: client: the server refused the 0-RTT data; every stream's data
+ *   is resent after the handshake, without the application doing anything.
+ * - `'keylog'` `(line: Buffer)`: a TLS secret as an NSS key log line (ending in `'\n'`), like
+ *   tls.TLSSocket's; on a client, listen in the tick of connect() to get every line.
+ * - `'close'` `(info: CloseInfo)`: the connection is closed, cleanly or not; always emitted, last.
+ * - `'error'` `(error: CodedError)`: the connection failed (a TLS or transport error, a timeout,
+ *   destroy(error)); emitted just before 'close' and only while someone listens, so an unlistened
+ *   failure never throws. The `handshake` promise and `info.error` carry the error too.
+ */
 export class Connection extends EventEmitter {
   /** Resolves when the handshake completes; rejects if the connection fails first. */
   readonly handshake: Promise<HandshakeInfo>;
@@ -245,6 +306,7 @@ export class Connection extends EventEmitter {
     return stream;
   }
 
+  /** True for a connection a listening engine accepted, false for one from connect(). */
   get server(): boolean {
     return this.#server;
   }
@@ -253,15 +315,22 @@ export class Connection extends EventEmitter {
     // A server knows from the ClientHello on, before 0-RTT data is delivered.
     return this.#info?.resumed ?? this.#resumedEarly;
   }
+  /** What became of 0-RTT ({@link EarlyDataState}); `'none'` until the handshake completes. */
   get earlyData(): EarlyDataState {
     return this.#info?.earlyData ?? 'none';
   }
+  /** The negotiated ALPN protocol; undefined until the handshake completes. */
   get alpn(): string | undefined {
     return this.#info?.alpn;
   }
+  /**
+   * The server name: on a client, connect()'s `servername` (else `host`), sent as SNI and checked
+   * against the certificate; on a server, the client's SNI once the handshake completes ('' before).
+   */
   get servername(): string {
     return this.#info?.servername ?? this.#servername;
   }
+  /** True from destroy() on, and once the connection closed (just before 'close'). */
   get closed(): boolean {
     return this.#closed;
   }
@@ -270,6 +339,7 @@ export class Connection extends EventEmitter {
   get remoteAddress(): string | undefined {
     return this.#addressesNow()?.remote.address;
   }
+  /** The peer's UDP port (like socket.remotePort). */
   get remotePort(): number | undefined {
     return this.#addressesNow()?.remote.port ?? this[kTargetPort];
   }
@@ -281,6 +351,7 @@ export class Connection extends EventEmitter {
   get localAddress(): string | undefined {
     return this.#addressesNow()?.local.address;
   }
+  /** The UDP port of the engine's socket this connection uses (like socket.localPort). */
   get localPort(): number | undefined {
     return this.#addressesNow()?.local.port;
   }
@@ -307,7 +378,14 @@ export class Connection extends EventEmitter {
     return this.#peerCertificate;
   }
 
-  /** Opens a stream. Allowed before the handshake: on a resumed connection its data is 0-RTT. */
+  /**
+   * Opens a stream (bidirectional unless `unidirectional`). Allowed before the handshake: on a
+   * resumed connection its data is 0-RTT. When the peer's stream limit is reached, the stream
+   * waits (its `id` is -1n) and its writes are buffered. Throws `ERR_QUIC_CONNECTION_CLOSED` on a
+   * closed connection, `ERR_QUIC_CONNECTION_CLOSING` after close(), and `ERR_QUIC_HTTP3_CONNECTION`
+   * on an HTTP/3 connection (use {@link request}); a waiting stream whose handshake then picks
+   * HTTP/3 fails with that error instead.
+   */
   openStream(options: StreamOptions = {}): Stream {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
     checkOptionalBoolean('options.unidirectional', options.unidirectional);
@@ -321,6 +399,8 @@ export class Connection extends EventEmitter {
    * Closes gracefully, like http2session.close(): no new streams from now on; the open ones finish
    * on their own (for at most `timeout` ms, default 5000) and the peer acknowledges everything
    * sent; then CONNECTION_CLOSE goes out. Streams still open at the deadline end with 'aborted'.
+   * On HTTP/3, GOAWAY goes first. Resolves once the connection is closed (at once if it already
+   * is); never rejects.
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'an object', options);
@@ -570,10 +650,16 @@ type _ConnectionContracts = [Implements<Connection, StreamOwner>, Implements<Con
 
 // Typed listeners for the events above (the untyped EventEmitter signatures remain available).
 export interface Connection {
+  /** Adds a listener for one of the {@link ConnectionEvents}, its arguments typed. */
   on<E extends keyof ConnectionEvents>(event: E, listener: (...args: ConnectionEvents[E]) => void): this;
+  /** Adds a listener for any event, untyped (EventEmitter's signature). */
   on(event: string | symbol, listener: (...args: any[]) => void): this; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Adds a one-time listener for one of the {@link ConnectionEvents}, its arguments typed. */
   once<E extends keyof ConnectionEvents>(event: E, listener: (...args: ConnectionEvents[E]) => void): this;
+  /** Adds a one-time listener for any event, untyped (EventEmitter's signature). */
   once(event: string | symbol, listener: (...args: any[]) => void): this; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Removes a listener added for one of the {@link ConnectionEvents}. */
   off<E extends keyof ConnectionEvents>(event: E, listener: (...args: ConnectionEvents[E]) => void): this;
+  /** Removes a listener of any event (EventEmitter's signature). */
   off(event: string | symbol, listener: (...args: any[]) => void): this; // eslint-disable-line @typescript-eslint/no-explicit-any
 }

@@ -23,6 +23,10 @@ import { debug } from './debug';
 import { decodeTicket, TicketContents } from './ticket';
 import { TicketStore } from './ticket-store';
 
+/**
+ * Options of `new Engine()`. The transport settings apply to every connection of the engine, the
+ * ones it accepts and the ones it starts.
+ */
 export interface EngineOptions {
   /** Server credentials and policy; also the default for connect(). */
   ssl?: SslConfig;
@@ -32,16 +36,22 @@ export interface EngineOptions {
   idleTimeout?: number;
   /** Milliseconds a handshake may take (default 10000). */
   handshakeTimeout?: number;
-  /** Streams the peer may open at once (defaults 128 each). */
+  /** Bidirectional streams the peer may have open at once (default 128). */
   maxStreamsBidi?: number;
+  /** Unidirectional streams the peer may have open at once (default 128). */
   maxStreamsUni?: number;
-  /** Initial flow-control windows in bytes (defaults 256 KiB per stream, 1 MiB per connection). */
+  /**
+   * Initial flow-control window of each stream, in bytes (default 256 KiB, at least 1024): how much
+   * the peer may send on a stream before it is read. ngtcp2 grows it for fast readers, up to 6 MiB.
+   */
   streamWindow?: number;
+  /** Initial flow-control window of the whole connection, in bytes (default 1 MiB, at least 1024; grows up to 16 MiB). */
   connectionWindow?: number;
   /** Directory to write one qlog file per connection into (a debugging aid; synchronous writes). */
   qlogDir?: string;
 }
 
+/** Where {@link Engine.listen} binds. */
 export interface ListenOptions {
   /** IP address to bind (default '0.0.0.0'); '::' also accepts IPv4 clients unless `ipv6Only`. */
   host?: string;
@@ -58,6 +68,7 @@ export type LookupFunction = (
   callback: (error: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[] | string, family?: number) => void,
 ) => void;
 
+/** What {@link Engine.connect} connects to, and with which TLS settings and ticket. */
 export interface ConnectOptions {
   /**
    * The server: an IP address, or a name resolved with `lookup` (every address it returns is
@@ -65,6 +76,7 @@ export interface ConnectOptions {
    * refuses). 'localhost' means ::1 and 127.0.0.1 without a lookup.
    */
   host: string;
+  /** The server's UDP port (1 to 65535). */
   port: number;
   /** Name sent as SNI and checked against the certificate (default: host). */
   servername?: string;
@@ -86,9 +98,13 @@ export interface ConnectOptions {
   ticketStore?: TicketStore;
 }
 
+/** A bound UDP address, like node:dgram's `socket.address()`. */
 export interface AddressInfo {
+  /** The IP address, e.g. `'127.0.0.1'` or `'::'`. */
   address: string;
+  /** The UDP port. */
   port: number;
+  /** `'IPv4'` or `'IPv6'`. */
   family: string;
 }
 
@@ -112,6 +128,22 @@ function knownAddresses(host: string, lookup: LookupFunction | undefined): strin
   return undefined;
 }
 
+/**
+ * One UDP socket and the QUIC connections on it: a server once {@link Engine.listen} binds it, a
+ * client through {@link Engine.connect} (the first connect() binds an ephemeral port), or both.
+ * Closing the engine ({@link Engine.close}, or `await using`) closes every connection on it.
+ *
+ * Events (listener signatures in {@link EngineEvents}):
+ * - `'connection'` `(connection: Connection)`: a client opened a connection. Emitted once the
+ *   client's first Initial packet decrypts, while the handshake still runs (see `connection.handshake`).
+ * - `'listening'` `()`: listen() bound the socket; emitted before its promise resolves.
+ * - `'keylog'` `(line: Buffer, connection: Connection)`: a TLS secret of a server connection as an
+ *   NSS key log line (ending in `'\n'`), like tls.Server's. Only connections accepted while a
+ *   listener is attached report, from their first secret on.
+ * - `'close'` `()`: close() finished: every connection and the socket are closed.
+ * - `'error'` `(error: Error)`: not emitted by quicket today; failures throw, reject, or reach
+ *   the connection concerned.
+ */
 export class Engine extends EventEmitter {
   #native: any; // eslint-disable-line @typescript-eslint/no-explicit-any
   #ssl?: SslConfig;
@@ -128,6 +160,11 @@ export class Engine extends EventEmitter {
   // 'UDPWrap', as a node:dgram socket does.
   #resourceEntry?: dgram.Socket;
 
+  /**
+   * Makes an engine; nothing is bound until listen() or the first connect(). Throws
+   * `ERR_INVALID_ARG_TYPE` for an option of the wrong type, `ERR_OUT_OF_RANGE` for a number out of
+   * its range, and `ERR_INVALID_ARG_VALUE` for a `qlogDir` that is not an existing directory.
+   */
   constructor(options: EngineOptions = {}) {
     super();
     checkObject('options', options);
@@ -164,7 +201,14 @@ export class Engine extends EventEmitter {
     });
   }
 
-  /** Binds the UDP socket and accepts connections. */
+  /**
+   * Binds the UDP socket and accepts connections; resolves with the bound address. Rejects with
+   * `ERR_QUIC_NO_CERTIFICATE` when the engine has no SslConfig with cert and key,
+   * `ERR_QUIC_ALREADY_BOUND` once listen() or a connect() bound the socket, `ERR_QUIC_ENGINE_CLOSED`
+   * after close(), `ERR_INVALID_ARG_VALUE` for a host that is not an IP address or 'localhost', and a
+   * {@link SystemError} (`EADDRINUSE`, syscall `'bind'`) when the bind fails, which leaves the
+   * engine unbound and usable.
+   */
   async listen(options: ListenOptions = {}): Promise<AddressInfo> {
     checkObject('options', options);
     checkOptionalString('options.host', options.host);
@@ -183,8 +227,10 @@ export class Engine extends EventEmitter {
     return this.address();
   }
 
-  /** The bound UDP address. */
-  /** The bound UDP address: after listen(), or after the first connect() bound the socket. */
+  /**
+   * The bound UDP address: after listen(), or after the first connect() bound the socket. Throws
+   * `ERR_QUIC_NOT_BOUND` before that, and after close() unless listen() had bound it.
+   */
   address(): AddressInfo {
     const bound: AddressInfo | undefined = this.#closed ? this.#address : this.#native.address() ?? this.#address;
     if (!bound) throw Object.assign(new Error('the engine is not bound'), { code: 'ERR_QUIC_NOT_BOUND' });
@@ -286,7 +332,10 @@ export class Engine extends EventEmitter {
     });
   }
 
-  /** The server's current 48-byte ticket key, the newest of its ring (like tls.Server#getTicketKeys()). */
+  /**
+   * The server's current 48-byte ticket key, the newest of its ring (like tls.Server#getTicketKeys()).
+   * Throws `ERR_QUIC_NO_SSL_CONFIG` when the engine has no SslConfig.
+   */
   getTicketKeys(): Buffer {
     this.#throwIfNoSsl();
     return this.#native.getTicketKeys();
@@ -295,7 +344,9 @@ export class Engine extends EventEmitter {
   /**
    * Replaces this engine's ticket keys for future handshakes (like tls.Server#setTicketKeys()): one
    * 48-byte key, after which older tickets stop resuming, or a ring `[newest, ...older]`, which
-   * keeps the older keys' tickets resuming (and renews them) while the newest encrypts.
+   * keeps the older keys' tickets resuming (and renews them) while the newest encrypts. Throws
+   * `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for anything but 48-byte Buffers, and
+   * `ERR_QUIC_NO_SSL_CONFIG` when the engine has no SslConfig.
    */
   setTicketKeys(keys: Buffer | Buffer[]): void {
     const ring = checkTicketKeys('keys', keys);
@@ -321,7 +372,11 @@ export class Engine extends EventEmitter {
     return this;
   }
 
-  /** Closes every connection and the UDP socket. */
+  /**
+   * Closes every connection at once (CONNECTION_CLOSE without waiting for their streams) and the
+   * UDP socket; resolves, and emits 'close', once both are closed. Idempotent: later calls return
+   * the same promise. For a graceful end, close the connections first (`connection.close()`).
+   */
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
@@ -347,6 +402,7 @@ export class Engine extends EventEmitter {
     await this.close();
   }
 
+  /** True from close() on. */
   get closed(): boolean {
     return this.#closed;
   }
@@ -404,20 +460,32 @@ export class Engine extends EventEmitter {
   }
 }
 
+/** The events of {@link Engine} and their listener arguments, for the typed `on`/`once`/`off`. */
 export interface EngineEvents {
+  /** A client opened a connection (server side), while its handshake still runs. */
   connection: [connection: Connection];
+  /** listen() bound the socket. */
   listening: [];
+  /** close() finished: every connection and the socket are closed. */
   close: [];
+  /** Not emitted by quicket today: failures throw, reject, or reach the connection concerned. */
   error: [error: Error];
+  /** A server connection's TLS secret as an NSS key log line, for Wireshark (like tls.Server's 'keylog'). */
   keylog: [line: Buffer, connection: Connection];
 }
 
 // Typed listeners for the events above (the untyped EventEmitter signatures remain available).
 export interface Engine {
+  /** Adds a listener for one of the {@link EngineEvents}, its arguments typed. */
   on<E extends keyof EngineEvents>(event: E, listener: (...args: EngineEvents[E]) => void): this;
+  /** Adds a listener for any event, untyped (EventEmitter's signature). */
   on(event: string | symbol, listener: (...args: any[]) => void): this; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Adds a one-time listener for one of the {@link EngineEvents}, its arguments typed. */
   once<E extends keyof EngineEvents>(event: E, listener: (...args: EngineEvents[E]) => void): this;
+  /** Adds a one-time listener for any event, untyped (EventEmitter's signature). */
   once(event: string | symbol, listener: (...args: any[]) => void): this; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Removes a listener added for one of the {@link EngineEvents}. */
   off<E extends keyof EngineEvents>(event: E, listener: (...args: EngineEvents[E]) => void): this;
+  /** Removes a listener of any event (EventEmitter's signature). */
   off(event: string | symbol, listener: (...args: any[]) => void): this; // eslint-disable-line @typescript-eslint/no-explicit-any
 }

@@ -1,6 +1,9 @@
 // One place for quicket's errors: every error thrown or emitted carries a Node-style `code`.
 
-/** Every code quicket's own errors carry (`error.code`), its own and those it shares with Node. */
+/**
+ * quicket's own error codes (`error.code`, all `ERR_QUIC_*`), listed at run time; {@link QuicErrorCode}
+ * is their union. The Node codes quicket also uses are in {@link nodeErrorCodes}.
+ */
 export const quicketErrorCodes = [
   'ERR_QUIC_ADDRESS_FAMILY',
   'ERR_QUIC_REUSEPORT_UNSUPPORTED',
@@ -38,7 +41,11 @@ export const quicketErrorCodes = [
   'ERR_QUIC_TRANSPORT_ERROR',
 ] as const;
 
-/** The Node codes quicket uses for the same failures as Node's own APIs. */
+/**
+ * The Node.js codes quicket uses for the same failures as Node's own APIs: argument checks
+ * (`ERR_INVALID_ARG_TYPE` on a TypeError, `ERR_INVALID_ARG_VALUE` and `ERR_OUT_OF_RANGE` on a
+ * RangeError), addresses, certificate names, HTTP and URL errors, and `ABORT_ERR` for an aborted signal.
+ */
 export const nodeErrorCodes = [
   'ERR_INVALID_ARG_TYPE',
   'ERR_INVALID_ARG_VALUE',
@@ -63,12 +70,17 @@ export type ErrorCode = QuicErrorCode | (typeof nodeErrorCodes)[number] | System
 export interface SystemError extends CodedError {
   /** libuv's (negative) error number, like node:net's: `-os.constants.errno.ECONNREFUSED`. */
   errno: number;
+  /** The socket call that failed: `'connect'` (a client connection refused) or `'bind'` (listen()). */
   syscall: string;
+  /** The server's IP address for `'connect'`; for `'bind'`, the one listen() tried to bind. */
   address: string;
+  /** The UDP port that goes with `address`. */
   port: number;
 }
 
+/** An Error with a Node-style `code`: the shape of every error quicket throws, rejects with or emits. */
 export interface CodedError extends Error {
+  /** What went wrong, as a stable string to test for (`error.message` is for people). */
   code: ErrorCode;
 }
 

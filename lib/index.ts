@@ -12,13 +12,22 @@ export { TicketStore } from './ticket-store';
 export type { TicketStoreOptions, TicketIdentity, TicketLookup } from './ticket-store';
 export type { TicketInfo } from './ticket';
 export type { CodedError, SystemError, ErrorCode, QuicErrorCode, SystemErrorCode } from './errors';
-export { quicketErrorCodes } from './errors';
+export { quicketErrorCodes, nodeErrorCodes } from './errors';
 
 import { binding } from './binding';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require('../package.json') as { version: string };
 /** quicket's version and those of the native libraries linked into its addon. */
-export const versions: { quicket: string; openssl: string; ngtcp2: string; nghttp3: string } = Object.freeze({
+export const versions: {
+  /** This package's version (package.json). */
+  quicket: string;
+  /** OpenSSL's (TLS 1.3), as linked into the addon, e.g. `'3.5.7'`. */
+  openssl: string;
+  /** ngtcp2's (the QUIC transport), as linked into the addon. */
+  ngtcp2: string;
+  /** nghttp3's (HTTP/3 framing and QPACK), as linked into the addon. */
+  nghttp3: string;
+} = Object.freeze({
   quicket: version,
   ...binding.versions,
 });
@@ -42,6 +51,6 @@ export type {
   Http3HeaderLimits,
 } from './http3';
 export { fetch } from './fetch';
-export type { Http3FetchInit, Http3FetchBody } from './fetch';
+export type { Http3FetchInit, Http3FetchBody, Http3HeadersInit } from './fetch';
 export { Http3Agent, getGlobalHttp3Agent, setGlobalHttp3Agent } from './http3-agent';
 export type { Http3AgentOptions, Http3AgentEvents } from './http3-agent';

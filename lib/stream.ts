@@ -12,15 +12,35 @@ export interface StreamOwner {
   nativeConsume(id: bigint, bytes: number): void;
 }
 
+/** Options of {@link Connection.openStream}. */
 export interface StreamOptions {
+  /** Open a unidirectional stream, which only this side writes (default false: bidirectional). */
   unidirectional?: boolean;
 }
 
 const PENDING_ID = -1n;
 
+/**
+ * One QUIC stream as a node:stream Duplex. Writes stay in the native send buffer until the peer
+ * acknowledges them; `write()` returns false once some 1 MiB is unacknowledged. Reads are
+ * credited back to QUIC flow control only as the application consumes them, so a reader that stops
+ * stops the sender. `end()` sends FIN; {@link Stream.destroy} resets the stream.
+ *
+ * Events, besides Duplex's (`'data'`, `'end'`, `'finish'`, `'drain'`, `'close'`, `'error'`):
+ * - `'aborted'` `()`: the stream was abandoned before both directions completed: the peer reset
+ *   it (RESET_STREAM, see {@link Stream.rstCode}) or stopped reading it (STOP_SENDING: later
+ *   writes are dropped, the readable side goes on), or the connection closed cleanly under it.
+ *   Like node:http2, that is not a local failure: `'close'` follows, without `'error'`.
+ *
+ * `'error'` means a local failure: `ERR_QUIC_STREAM_ABORTED` (closed with an error code),
+ * the connection's error when it failed (`ERR_QUIC_CONNECTION_CLOSED` if it had none),
+ * `ERR_QUIC_STREAM_READ_ONLY` (a write to a peer's unidirectional stream), or why a waiting
+ * stream could not open.
+ */
 export class Stream extends Duplex {
   /** True for a peer-opened stream whose data arrived as 0-RTT (it may be a replay). */
   readonly early: boolean;
+  /** True for a one-way stream: only the side that opened it writes. */
   readonly unidirectional: boolean;
   /** True if this side opened the stream. */
   readonly local: boolean;
@@ -72,6 +92,7 @@ export class Stream extends Duplex {
     return this.#id;
   }
 
+  /** @internal */
   override _construct(callback: (error?: Error | null) => void): void {
     if (this.destroyed) {
       callback(); // destroyed before it could open: let node:stream go on with the destroy
@@ -96,6 +117,11 @@ export class Stream extends Duplex {
     else this.#openFailure = error;
   }
 
+  /**
+   * Destroys the stream. Unless both directions had already completed, the peer is told with
+   * RESET_STREAM and STOP_SENDING, carrying `error.quicCode` when it is a number, else 1 with an
+   * error and 0 without. A stream still waiting to open is dropped at once.
+   */
   override destroy(error?: Error): this {
     super.destroy(error);
     // A stream still waiting to open is still constructing, and node:stream holds a destroy
@@ -114,6 +140,7 @@ export class Stream extends Duplex {
     callback?.();
   }
 
+  /** @internal */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.unidirectional && !this.local) {
       callback(codedError('ERR_QUIC_STREAM_READ_ONLY', 'cannot write to a stream the peer opened unidirectionally'));
@@ -137,6 +164,7 @@ export class Stream extends Duplex {
     }
   }
 
+  /** @internal */
   override _final(callback: (error?: Error | null) => void): void {
     if ((this.unidirectional && !this.local) || this.#writeAborted) {
       callback();
@@ -150,6 +178,7 @@ export class Stream extends Duplex {
     }
   }
 
+  /** @internal */
   override _read(): void {
     if (this.#unconsumed > 0 && !this.#nativeClosed) {
       const bytes = this.#unconsumed;
@@ -158,6 +187,7 @@ export class Stream extends Duplex {
     }
   }
 
+  /** @internal */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     // autoDestroy after both directions completed is not an abort: the native side still
     // retransmits until the peer acknowledges everything.
