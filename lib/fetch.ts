@@ -18,11 +18,22 @@ export type Http3HeadersInit = ConstructorParameters<typeof Headers>[0];
 /** What fetch() takes as a body, as the WHATWG fetch does plus Node's Readable and Buffer. */
 export type Http3FetchBody = string | Buffer | Uint8Array | ArrayBuffer | URLSearchParams | Readable | WebReadableStream<Uint8Array> | ReadableStream<Uint8Array>;
 
+/** Options of {@link fetch}: the WHATWG RequestInit's that apply, plus `earlyData` and `agent`. */
 export interface Http3FetchInit {
-  /** Default 'GET'. */
+  /** The request method, e.g. 'POST' (default 'GET'; the usual methods are upper-cased). */
   method?: string;
+  /**
+   * Header fields to send. Fields HTTP/3 has no place for (Connection, Keep-Alive,
+   * Transfer-Encoding, Upgrade, Host...) are dropped; the URL's host becomes `:authority`.
+   */
   headers?: Http3HeadersInit;
+  /**
+   * The request body; GET and HEAD take none (TypeError). A string or URLSearchParams gets a
+   * content-type unless one is given, a body in memory a content-length. A streamed body (Readable
+   * or ReadableStream) is sent once: no retry after 425, no redirect other than 303.
+   */
   body?: Http3FetchBody | null;
+  /** Aborting it rejects with an AbortError (`ABORT_ERR`) and cancels the request or its body. */
   signal?: AbortSignal | null;
   /** 'follow' (the default, up to 20 redirects), 'manual' (the 3xx response is returned) or 'error'. */
   redirect?: 'follow' | 'manual' | 'error';

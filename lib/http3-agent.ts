@@ -12,6 +12,7 @@ import { H3_ALPN } from './http3';
 import { SslConfig } from './ssl-config';
 import { TicketStore } from './ticket-store';
 
+/** Options of `new Http3Agent()`. */
 export interface Http3AgentOptions {
   /** Client TLS settings (CA roots, verification); their ALPN list is replaced by 'h3'. Default: node:tls's roots. */
   ssl?: SslConfig;
@@ -41,12 +42,25 @@ export interface AgentLease {
   release(): void;
 }
 
+/** The events of {@link Http3Agent} and their listener arguments, for the typed `on`/`once`. */
 export interface Http3AgentEvents {
   /** A new pooled connection to `origin` ('host:port'), emitted in the tick of its connect(). */
   connection: [connection: Connection, origin: string];
 }
 
+/**
+ * The connection pool behind {@link fetch}, like undici's Agent: one HTTP/3 connection per origin
+ * (host and port), reused while it lives and closed after `idleTimeout` ms without a request in
+ * flight. New connections resume from the agent's `ticketStore`, so their GET and HEAD requests go
+ * out as 0-RTT when the ticket allows. The agent's engine, made on first use, holds the process
+ * only while requests are in flight.
+ *
+ * Events (listener signatures in {@link Http3AgentEvents}):
+ * - `'connection'` `(connection: Connection, origin: string)`: a new pooled connection to `origin`
+ *   (`'host:port'`), emitted in the tick of its connect() (listen there for its 'keylog').
+ */
 export class Http3Agent extends EventEmitter {
+  /** Where the agent keeps session tickets: `options.ticketStore`, else an in-memory store of its own. */
   readonly ticketStore: TicketStore;
   readonly #ssl: SslConfig;
   readonly #idleTimeout: number;
@@ -56,6 +70,11 @@ export class Http3Agent extends EventEmitter {
   #inFlight = 0;
   #closed = false;
 
+  /**
+   * Makes an agent; no engine or connection exists until its first request. Throws
+   * `ERR_INVALID_ARG_TYPE` for an option of the wrong type and `ERR_OUT_OF_RANGE` for an
+   * `idleTimeout` outside 0 to 3600000 ms.
+   */
   constructor(options: Http3AgentOptions = {}) {
     super();
     checkObject('options', options);
@@ -77,6 +96,7 @@ export class Http3Agent extends EventEmitter {
     return this.#pool.size;
   }
 
+  /** True from close() on: fetch() through the agent then rejects (its `cause.code` is `ERR_QUIC_ENGINE_CLOSED`). */
   get closed(): boolean {
     return this.#closed;
   }
@@ -158,9 +178,13 @@ export class Http3Agent extends EventEmitter {
 
 // Typed listeners for the events above.
 export interface Http3Agent {
+  /** Adds a listener for one of the {@link Http3AgentEvents}, its arguments typed. */
   on<E extends keyof Http3AgentEvents>(event: E, listener: (...args: Http3AgentEvents[E]) => void): this;
+  /** Adds a listener for any event, untyped (EventEmitter's signature). */
   on(event: string | symbol, listener: (...args: any[]) => void): this; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Adds a one-time listener for one of the {@link Http3AgentEvents}, its arguments typed. */
   once<E extends keyof Http3AgentEvents>(event: E, listener: (...args: Http3AgentEvents[E]) => void): this;
+  /** Adds a one-time listener for any event, untyped (EventEmitter's signature). */
   once(event: string | symbol, listener: (...args: any[]) => void): this; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 

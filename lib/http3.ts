@@ -21,6 +21,7 @@ import { Stream } from './stream';
 
 /** Received header fields, as in http.IncomingMessage#headers. */
 export interface Http3Headers extends NodeJS.Dict<string | string[]> {
+  /** Always an array: every Set-Cookie field received, in order. */
   'set-cookie'?: string[];
 }
 
@@ -39,6 +40,11 @@ const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
 /** Default cap on the fields of a header section, pseudo-headers included (node:http2's maxHeaderListPairs). */
 const DEFAULT_MAX_HEADERS_COUNT = 128;
 
+/**
+ * Limits on a received header section, on both sides: {@link Http3Server} answers a larger request
+ * header section with 431, {@link request} rejects a larger response one with
+ * `ERR_QUIC_HTTP3_HEADERS_TOO_LARGE`.
+ */
 export interface Http3HeaderLimits {
   /**
    * Largest header section accepted, counted as RFC 9114 §4.2.2 does: each field's name and value
@@ -136,6 +142,7 @@ function isClosedError(error: unknown): boolean {
 class IncomingBody extends Readable {
   /** The peer reset the stream (or the connection ended) before the body was complete. */
   aborted = false;
+  /** @internal The QUIC stream the body arrives on. */
   protected readonly source: Stream;
 
   constructor(stream: Stream) {
@@ -159,16 +166,25 @@ class IncomingBody extends Readable {
     this.destroy(this.listenerCount('error') > 0 ? error : undefined);
   }
 
+  /** @internal */
   override _read(): void {
     this.source.resume();
   }
 }
 
-/** The request side of a server exchange: a Readable of the request body. */
+/**
+ * The request side of a server exchange, like http.IncomingMessage: the request's pseudo-headers
+ * and header fields, and a Readable of its body. A client's reset ends the body and sets
+ * `aborted`; `'error'` is emitted only when someone listens for it (`for await` and pipeline() do).
+ */
 export class Http3Request extends IncomingBody {
+  /** The `:method` pseudo-header, e.g. `'GET'` ('' if missing). */
   readonly method: string;
+  /** The `:path` pseudo-header: path and query, e.g. `'/search?q=1'` ('' if missing). */
   readonly path: string;
+  /** The `:authority` pseudo-header, else the Host field, else ''. */
   readonly authority: string;
+  /** The `:scheme` pseudo-header, normally `'https'` ('' if missing). */
   readonly scheme: string;
   /** Regular header fields, names lower-case, repeats combined as http.IncomingMessage does. */
   readonly headers: Http3Headers;
@@ -176,7 +192,9 @@ export class Http3Request extends IncomingBody {
   readonly rawHeaders: string[];
   /** The request arrived as 0-RTT early data: it may be a replay; refuse non-idempotent work. */
   readonly early: boolean;
+  /** The QUIC stream that carries the request and its response (read the body from the request, not from it). */
   readonly stream: Stream;
+  /** The connection the request arrived on (for `resumed`, `remoteAddress`, ...). */
   readonly connection: Connection;
 
   /** @internal */
@@ -199,8 +217,14 @@ export class Http3Request extends IncomingBody {
  * The response side of a server exchange: writeHead() then a Writable body. As in node:http, a
  * response to HEAD, or with status 204 or 304, carries no body: what is written is dropped. A
  * client that went away makes writeHead(), write() and end() no-ops, not exceptions.
+ *
+ * destroy() before the response is complete resets the stream, with the error's `quicCode` if it
+ * has one, else H3_INTERNAL_ERROR for an error and H3_REQUEST_CANCELLED without one (like
+ * http.ServerResponse#destroy(), the client learns that the response will not come). Like the
+ * request, the response emits `'error'` only when someone listens for it.
  */
 export class Http3Response extends Writable {
+  /** The status that write() or end() send when writeHead() was not called (default 200); writeHead() sets it. */
   statusCode = 200;
   #headersSent = false;
   #stream: Stream;
@@ -220,10 +244,16 @@ export class Http3Response extends Writable {
     });
   }
 
+  /** True once writeHead() ran, called by the application or by the first write() or end(). */
   get headersSent(): boolean {
     return this.#headersSent;
   }
 
+  /**
+   * Sends the status (100 to 999) and the header fields; names are sent lower-case. Throws
+   * `ERR_HTTP_INVALID_STATUS_CODE` for a status out of range, `ERR_HTTP_HEADERS_SENT` when the
+   * headers were already sent, and `ERR_INVALID_ARG_VALUE` for a pseudo-header (`:name`).
+   */
   writeHead(status: number, headers?: Http3OutgoingHeaders): this {
     if (!Number.isInteger(status) || status < 100 || status > 999) {
       throw invalidArgValue('status', `must be an integer from 100 to 999. Received ${status}`, 'ERR_HTTP_INVALID_STATUS_CODE');
@@ -254,6 +284,7 @@ export class Http3Response extends Writable {
     if (!this.destroyed) this.destroy(error && this.listenerCount('error') > 0 ? error : undefined);
   }
 
+  /** @internal */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (!this.#headersSent) this.writeHead(this.statusCode);
     if (this.#stream.destroyed) {
@@ -266,6 +297,7 @@ export class Http3Response extends Writable {
     }
   }
 
+  /** @internal */
   override _final(callback: (error?: Error | null) => void): void {
     if (!this.#headersSent) this.writeHead(this.statusCode);
     if (this.#stream.destroyed) {
@@ -277,7 +309,7 @@ export class Http3Response extends Writable {
   }
 
   /**
-   * Destroyed before the response was complete: the stream is reset, with the error's quicCode,
+   * @internal Destroyed before the response was complete: the stream is reset, with the error's quicCode,
    * else H3_INTERNAL_ERROR for an error and H3_REQUEST_CANCELLED without one (like
    * http.ServerResponse#destroy(), the client learns the response will not come).
    */
@@ -296,20 +328,34 @@ function resetWith(error: Error | null, code: number): Error {
   return Object.assign(new Error(message, error ? { cause: error } : undefined), { code: 'ERR_QUIC_HTTP3_RESPONSE_DESTROYED', quicCode: code });
 }
 
+/** A 'request' listener of {@link Http3Server}, as in http.createServer(). */
 export type Http3Handler = (req: Http3Request, res: Http3Response) => void;
 
+/** Options of `new Http3Server()`: its engine's, and the request header limits. */
 export interface Http3ServerOptions extends EngineOptions, Http3HeaderLimits {
+  /** The server's certificate, key and policy (required); its ALPN list must include `'h3'`. */
   ssl: SslConfig;
 }
 
 /**
  * An HTTP/3 server; like http.Server, with 'request' events or a handler. A request whose header
  * section exceeds `maxHeaderSize` or `maxHeadersCount` is answered 431 without reaching them.
+ *
+ * Events:
+ * - `'request'` `(req: Http3Request, res: Http3Response)`: a request's header section arrived;
+ *   its body follows on `req`.
+ * - `'connection'` `(connection: Connection)`: a client opened a connection, before its handshake completes.
  */
 export class Http3Server extends EventEmitter {
+  /** The engine the server listens with (for ticket keys, ref()/unref(), 'keylog'...). */
   readonly engine: Engine;
   readonly #limits: Required<Http3HeaderLimits>;
 
+  /**
+   * Makes the server and its engine; `handler`, if given, is added as a 'request' listener. Throws
+   * `ERR_INVALID_ARG_TYPE` when `ssl` is not an SslConfig or `handler` not a function,
+   * `ERR_INVALID_ARG_VALUE` when `ssl` does not offer ALPN `'h3'`, and what `new Engine()` throws.
+   */
   constructor(options: Http3ServerOptions, handler?: Http3Handler) {
     super();
     checkObject('options', options);
@@ -322,17 +368,19 @@ export class Http3Server extends EventEmitter {
     this.engine.on('connection', (connection: Connection) => this.#serve(connection));
   }
 
+  /** Binds and accepts connections: {@link Engine.listen} on the server's engine. */
   listen(options?: ListenOptions): Promise<AddressInfo> {
     return this.engine.listen(options);
   }
 
+  /** The bound address: {@link Engine.address} of the server's engine. */
   address(): AddressInfo {
     return this.engine.address();
   }
 
   /**
    * Closes gracefully: every connection gets GOAWAY and finishes what it was sending (for at
-   * most `timeout` ms), then the socket closes.
+   * most `timeout` ms, default 5000), then the engine closes, and with it what is left.
    */
   async close(timeout = 5000): Promise<void> {
     const graceful = Promise.all([...this.#connections].map((connection) => connection.close()));
@@ -380,11 +428,15 @@ function refuseHeaders(stream: Stream, connection: Connection): void {
   stream.end();
 }
 
+/** Options of {@link request}, and the limits on the response's header section. */
 export interface Http3RequestOptions extends Http3HeaderLimits {
+  /** The request method (default 'GET'). */
   method?: string;
+  /** The path and query to request (default '/'). */
   path?: string;
   /** Default: the connection's servername (and port when not 443). */
   authority?: string;
+  /** Header fields to send (not pseudo-headers: those come from the options above). */
   headers?: Http3OutgoingHeaders;
   /** A Readable that fails makes the request reject with its error; the Readable of a failed request is destroyed. */
   body?: string | Buffer | Readable;
@@ -395,7 +447,9 @@ export interface Http3RequestOptions extends Http3HeaderLimits {
   signal?: AbortSignal;
 }
 
+/** What {@link request} resolves with once the response's header section arrives. */
 export interface Http3ClientResponse {
+  /** The response status (informational 1xx responses are skipped). */
   status: number;
   /** Regular header fields, names lower-case, repeats combined as http.IncomingMessage does. */
   headers: Http3Headers;
@@ -433,6 +487,10 @@ function cancelled(cause: Error): Error {
  * `maxHeaderSize` / `maxHeadersCount` (the stream is then reset with H3_EXCESSIVE_LOAD). If the
  * connection fails its handshake, that failure is reported by `connection.handshake` and the
  * connection's events: the request's rejection then never counts as unhandled.
+ *
+ * Throws `ERR_INVALID_ARG_TYPE` / `ERR_OUT_OF_RANGE` for bad arguments, `ERR_QUIC_CONNECTION_CLOSED`
+ * or `ERR_QUIC_CONNECTION_CLOSING` when the connection takes no new streams; rejects with
+ * `ERR_QUIC_HTTP3_UNAVAILABLE` on a connection that did not negotiate `h3`.
  */
 export function request(connection: Connection, options: Http3RequestOptions = {}): Promise<Http3ClientResponse> {
   if (!(connection instanceof Connection)) throw invalidArgType('connection', 'a Connection', connection);

@@ -14,6 +14,7 @@ import {
   invalidArgValue,
 } from './errors';
 
+/** Options of `new SslConfig()`; each says whether it is for a server, a client or both. */
 export interface SslConfigOptions {
   /** ALPN protocols in preference order (required, at least one). */
   alpn: string[];
@@ -96,15 +97,31 @@ function toBuffer(value: string | Buffer): Buffer {
   return typeof value === 'string' ? Buffer.from(value) : value;
 }
 
+/**
+ * TLS credentials and policy (certificates, roots, ALPN, ticket keys, 0-RTT), loaded into OpenSSL
+ * once and shared by every connection that uses it: a server's as `new Engine({ ssl })`, a
+ * client's as `connect({ ssl })` or the engine's. Immutable once made.
+ */
 export class SslConfig {
+  /** The ALPN protocols, in preference order (a frozen copy of `options.alpn`). */
   readonly alpn: readonly string[];
+  /** Client: whether the server's chain and name are verified (`options.rejectUnauthorized`, default true). */
   readonly rejectUnauthorized: boolean;
+  /** `options.earlyData` as given: undefined means each side's default (server: refuse 0-RTT, client: attempt it). */
   readonly earlyData: boolean | undefined;
   /** @internal */
   readonly ticketSecret: Buffer | undefined;
   /** @internal */
   readonly [kNativeSsl]: any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+  /**
+   * Validates the options and loads the certificates and keys. Throws `ERR_INVALID_ARG_TYPE` for an
+   * option of the wrong type; `ERR_INVALID_ARG_VALUE` for an empty `alpn` or a protocol outside 1
+   * to 255 bytes, `cert` without `key` (or the reverse), a ticket key that is not 48 bytes, a
+   * `ticketSecret` under 16 bytes or an unknown `ecdhCurve` group; `ERR_OUT_OF_RANGE` for
+   * `ticketLifetime` (1 to 604800 s) or `antiReplayWindow` (11000 to 604800000 ms) out of range;
+   * and `ERR_QUIC_INVALID_CERTIFICATE` when OpenSSL cannot load `cert`, `key` or `ca`.
+   */
   constructor(options: SslConfigOptions) {
     checkObject('options', options);
     const { alpn, cert, key, ca, rejectUnauthorized, ticketKeys, ticketLifetime, earlyData, antiReplayWindow, ecdhCurve } = options;
@@ -155,7 +172,10 @@ export class SslConfig {
     });
   }
 
-  /** The server's current 48-byte ticket key, the newest of the ring (like tls.Server#getTicketKeys). */
+  /**
+   * The server's current 48-byte ticket key, the newest of the ring (like tls.Server#getTicketKeys):
+   * `options.ticketKeys`' first, else the random one made for this SslConfig.
+   */
   getTicketKeys(): Buffer {
     return this[kNativeSsl].getTicketKeys();
   }

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { checkObject, checkOptionalInteger, checkOptionalString, invalidArgType, invalidArgValue } from './errors';
 import { decodeTicket, Ticket } from './ticket';
 
+/** Options of `new TicketStore()`. */
 export interface TicketStoreOptions {
   /** A JSON file to keep the tickets in (created with mode 0600, its directory with 0700). Default: memory only. */
   file?: string;
@@ -20,12 +21,15 @@ export interface TicketStoreOptions {
 
 /** Which server a ticket is for. */
 export interface TicketIdentity {
+  /** The server name the connection uses (connect()'s `servername`, else its `host`). */
   servername: string;
+  /** The server's UDP port. */
   port: number;
 }
 
 /** What to take a ticket for: a server identity and the ALPN protocols offered (in preference order). */
 export interface TicketLookup extends TicketIdentity {
+  /** The ALPN protocol, or the protocols in preference order, the connection will offer. */
   alpn: string | string[];
 }
 
@@ -56,11 +60,27 @@ function checkIdentity(name: string, identity: unknown): asserts identity is Tic
   checkOptionalInteger(`${name}.port`, port, 0, 65535);
 }
 
+/**
+ * Session tickets kept per server (servername, port and ALPN), so that a client resumes without
+ * ticket code of its own: `engine.connect({ ticketStore })` takes one and puts every new one back.
+ * TLS 1.3 tickets are for one use (RFC 8446 §C.4), so each is handed out once, newest first;
+ * expired ones are dropped. With `file` the store lives on disk, shared by the processes that name
+ * it: read again before every take, merged and written atomically (mode 0600) after every change,
+ * under a lock file (`<file>.lock`) so that a ticket is handed out once across processes too.
+ * Every method is synchronous.
+ */
 export class TicketStore {
+  /** The absolute path of the store's JSON file, or undefined for a store in memory only. */
   readonly file?: string;
+  /** Most tickets kept in all (default 256); beyond it the oldest go. */
   readonly maxEntries: number;
   #entries: Entry[] = [];
 
+  /**
+   * Makes a store, reading `file` if it exists (a missing, damaged or foreign file is an empty
+   * store). Throws `ERR_INVALID_ARG_TYPE`, `ERR_INVALID_ARG_VALUE` for an empty `file`, and
+   * `ERR_OUT_OF_RANGE` for a `maxEntries` outside 1 to 1048576.
+   */
   constructor(options: TicketStoreOptions = {}) {
     checkObject('options', options);
     checkOptionalString('options.file', options.file);

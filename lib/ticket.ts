@@ -6,11 +6,17 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 import { codedError, invalidArgType } from './errors';
 
+/** What {@link Ticket.inspect} reads from a ticket. */
 export interface TicketInfo {
+  /** The server name the ticket's connection used: connect()'s `servername`, else its `host`. */
   servername: string;
+  /** The ALPN protocol of the ticket's connection; the ticket only resumes a connection offering it. */
   alpn: string;
+  /** When the client received the ticket (by its clock). */
   issuedAt: Date;
+  /** When the ticket stops resuming: `issuedAt` plus the lifetime the server gave it (server default 2 hours). */
   expiresAt: Date;
+  /** True when the server allows 0-RTT on it: a connection resuming from it may send early data. */
   earlyData: boolean;
 }
 
@@ -116,8 +122,13 @@ export function decodeTicket(ticket: Buffer, secret?: Buffer, inspectOnly = fals
   };
 }
 
+/** Reads session tickets, the opaque Buffers of the 'ticket' event, without a connection. */
 export const Ticket = {
-  /** What a stored ticket is for and how long it lives, without using it. */
+  /**
+   * What a stored ticket is for and how long it lives, without using it. Throws
+   * `ERR_INVALID_ARG_TYPE` for a non-Buffer and `ERR_QUIC_TICKET_MALFORMED` for a Buffer that is
+   * not a quicket ticket (or a damaged one); a sealed ticket's HMAC is not checked here.
+   */
   inspect(ticket: Buffer): TicketInfo {
     if (!Buffer.isBuffer(ticket)) throw invalidArgType('ticket', 'a Buffer', ticket);
     const { servername, alpn, issuedAt, expiresAt, earlyData } = decodeTicket(ticket, undefined, true);
