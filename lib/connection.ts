@@ -53,7 +53,7 @@ export interface ConnectionStats {
     /** The most recent sample. */
     latest: number;
     /** RTT variation, the mean deviation of the samples (RFC 9002 `rttvar`). */
-    variance: number
+    variance: number;
   };
   /** Congestion window in bytes. */
   congestionWindow: number;
@@ -183,7 +183,7 @@ export const kHeadersEvent = Symbol('quicket.headers');
  *   tls.TLSSocket's; on a client, listen in the tick of connect() to get every line.
  * - `'close'` `(info: CloseInfo)`: the connection is closed, cleanly or not; always emitted, last.
  * - `'error'` `(error: CodedError)`: the connection failed (a TLS or transport error, a timeout,
- *   destroy(error)); emitted just before 'close' and only while someone listens, so an unlistened
+ *   a failed name lookup, destroy(error)); emitted just before 'close' and only while someone listens, so an unlistened
  *   failure never throws. The `handshake` promise and `info.error` carry the error too.
  */
 export class Connection extends EventEmitter {
@@ -335,11 +335,14 @@ export class Connection extends EventEmitter {
     return this.#closed;
   }
 
-  /** The peer's IP address (like socket.remoteAddress). */
+  /**
+   * The peer's IP address (like socket.remoteAddress); undefined while connect()'s host name
+   * resolves, and on a client it moves to the server's next address while earlier ones fail.
+   */
   get remoteAddress(): string | undefined {
     return this.#addressesNow()?.remote.address;
   }
-  /** The peer's UDP port (like socket.remotePort). */
+  /** The peer's UDP port (like socket.remotePort): on a client, connect()'s `port`. */
   get remotePort(): number | undefined {
     return this.#addressesNow()?.remote.port ?? this[kTargetPort];
   }

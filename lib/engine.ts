@@ -30,7 +30,11 @@ import { TicketStore } from './ticket-store';
 export interface EngineOptions {
   /** Server credentials and policy; also the default for connect(). */
   ssl?: SslConfig;
-  /** Share the UDP port with other processes (SO_REUSEPORT). */
+  /**
+   * Share the UDP port with other processes (SO_REUSEPORT, the kernel balancing clients between
+   * them; default false). Where it cannot (`socketFeatures.reusePort` false), listen() rejects with
+   * `ERR_QUIC_REUSEPORT_UNSUPPORTED`.
+   */
   reusePort?: boolean;
   /** Milliseconds without traffic before a connection closes (default 30000). */
   idleTimeout?: number;
@@ -205,7 +209,8 @@ export class Engine extends EventEmitter {
    * Binds the UDP socket and accepts connections; resolves with the bound address. Rejects with
    * `ERR_QUIC_NO_CERTIFICATE` when the engine has no SslConfig with cert and key,
    * `ERR_QUIC_ALREADY_BOUND` once listen() or a connect() bound the socket, `ERR_QUIC_ENGINE_CLOSED`
-   * after close(), `ERR_INVALID_ARG_VALUE` for a host that is not an IP address or 'localhost', and a
+   * after close(), `ERR_INVALID_ARG_VALUE` for a host that is not an IP address or 'localhost',
+   * `ERR_QUIC_REUSEPORT_UNSUPPORTED` for `reusePort` where the kernel cannot balance, and a
    * {@link SystemError} (`EADDRINUSE`, syscall `'bind'`) when the bind fails, which leaves the
    * engine unbound and usable.
    */
@@ -241,6 +246,12 @@ export class Engine extends EventEmitter {
    * Starts a connection, returned at once. Streams opened in the same tick ride the first flight;
    * when `host` is a name they wait for its lookup (a failed lookup is the connection's 'error',
    * ENOTFOUND like net.connect's).
+   *
+   * Throws `ERR_INVALID_ARG_TYPE`, `ERR_OUT_OF_RANGE` or `ERR_INVALID_ARG_VALUE` for bad options
+   * (`alpn` is required when neither `ssl` nor the engine has an SslConfig), `ERR_QUIC_ENGINE_CLOSED`
+   * after close(); for an IP address (or localhost), `ERR_QUIC_ADDRESS_FAMILY` when the engine's
+   * socket cannot reach it and `ERR_QUIC_CONNECT` when the connection cannot start (after a lookup,
+   * those become the connection's 'error'). A ticket it cannot use never throws: see 'ticketRejected'.
    */
   connect(options: ConnectOptions): Connection {
     checkObject('options', options);

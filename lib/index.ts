@@ -37,7 +37,16 @@ export const versions: {
  * or the next address is tried) and a `reusePort` the kernel balances. All true on Linux; false
  * elsewhere (macOS) and in a QUICKET_PORTABLE_SOCKETS build.
  */
-export const socketFeatures: { gso: boolean; gro: boolean; icmpErrors: boolean; reusePort: boolean } = Object.freeze({
+export const socketFeatures: {
+  /** UDP generic segmentation offload: one sendmsg() for a burst of packets. */
+  gso: boolean;
+  /** UDP generic receive offload: one recvmsg() for a burst of packets. */
+  gro: boolean;
+  /** ICMP errors read off the socket: a refusing port fails a handshaking connection with ECONNREFUSED within a round trip. */
+  icmpErrors: boolean;
+  /** `reusePort` is available (the kernel balances clients between the sockets); without it listen() rejects it. */
+  reusePort: boolean;
+} = Object.freeze({
   ...binding.socketFeatures,
 });
 export { Http3Server, Http3Request, Http3Response, request } from './http3';
