@@ -2,12 +2,11 @@
 // raw echo on ALPN 'echo' and HTTP/3 GETs, 1 KiB and 1 MiB, byte-exact; the first connection full,
 // the rest resumed from the newest ticket with the message sent as 0-RTT; and the 0-RTT rejection
 // path both ways. The peer is our own program on quic-go's public API (test/peers/quic-go).
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 
-import { Connection, Http3Server, request, SslConfig, Stream } from '../lib';
+import { Http3Server, request, SslConfig } from '../lib';
 import { HOST, pem } from './helpers';
-import { CONNECTIONS, count, describePeer, firstThenResumed, KiB, PEERS, PeerProgram, rawEchoCells, useInterop } from './helpers/interop';
+import { CONNECTIONS, count, describePeer, firstThenResumed, KiB, PEERS, PeerProgram, rawEchoCells, rejectionCells, useInterop } from './helpers/interop';
 import { recordCell, useInteropReport } from './helpers/interop-report';
 
 const QUIC_GO: PeerProgram = { name: 'quic-go', command: path.join(PEERS, 'quic-go-peer'), prefix: [], artifact: path.join(PEERS, 'quic-go-peer') };
@@ -78,37 +77,5 @@ describePeer(QUIC_GO)('interop with quic-go', () => {
     });
   });
 
-  test('0-RTT rejected: a quic-go client whose ticket the quicket server can no longer open still gets every byte', async () => {
-    const { engine, port } = await interop.quicketEchoServer();
-    let connections = 0;
-    engine.on('connection', (connection: Connection) => {
-      // The second connection's ticket (issued before it closes) is the last under the old key.
-      if (++connections === 2) connection.once('close', () => engine.setTicketKeys(randomBytes(48)));
-    });
-    const lines = await interop.runClient('client', port, ['-n', '4', '-size', String(64 * KiB), '-gap-min-ms', '100', '-gap-max-ms', '150', '-seed', '1']);
-    expect(lines.map((r) => [r.ok, r.resumed, r.used0rtt])).toEqual([
-      [true, false, false],
-      [true, true, true],
-      [true, false, false], // the old key's ticket: a full handshake, the 0-RTT bytes resent
-      [true, true, true],
-    ]);
-  });
-
-  test('0-RTT rejected: quicket resuming at a quic-go server that replaced its ticket key still delivers every byte', async () => {
-    const { server, port } = await interop.startServer('server', ['-rotate-after', '2']);
-    const { engine, ssl } = interop.quicketClient('echo');
-    const echo = (ticket?: Buffer) => interop.quicketEcho(engine, port, ssl, 64 * KiB, ticket);
-    const first = await echo();
-    const second = await echo(first.ticket);
-    await server.waitFor((report) => report.rotated === true, 'the key replaced');
-    // The first ticket was sealed under the old key for sure: the server cannot open it any more.
-    const third = await echo(first.ticket);
-    const fourth = await echo(third.ticket);
-    expect([first, second, third, fourth].map(({ resumed, earlyData, exact }) => ({ resumed, earlyData, exact }))).toEqual([
-      { resumed: false, earlyData: 'none', exact: true },
-      { resumed: true, earlyData: 'accepted', exact: true },
-      { resumed: false, earlyData: 'rejected', exact: true },
-      { resumed: true, earlyData: 'accepted', exact: true },
-    ]);
-  });
+  rejectionCells(interop, 'quic-go', { resumeThirdFrom: 'first' });
 });

@@ -217,3 +217,44 @@ export function rawEchoCells(interop: ReturnType<typeof useInterop>, options: { 
     });
   });
 }
+
+/**
+ * The two 0-RTT rejection tests, for peers that handle rejection correctly: the peer's client
+ * resuming at a quicket server whose ticket key changed after its second connection, and quicket
+ * resuming at the peer's server after it rotated (`server -rotate-after 2`; `resumeThirdFrom`
+ * names the ticket its rotation is sure to have invalidated). Every byte arrives either way.
+ */
+export function rejectionCells(interop: ReturnType<typeof useInterop>, peer: string, options: { resumeThirdFrom: 'first' | 'second' }): void {
+  test(`0-RTT rejected: a ${peer} client whose ticket the quicket server can no longer open still gets every byte`, async () => {
+    const { engine, port } = await interop.quicketEchoServer();
+    let connections = 0;
+    engine.on('connection', (connection: Connection) => {
+      // The second connection's ticket (issued before it closes) is the last under the old key.
+      if (++connections === 2) connection.once('close', () => engine.setTicketKeys(randomBytes(48)));
+    });
+    const lines = await interop.runClient('client', port, ['-n', '4', '-size', String(64 * KiB), '-gap-min-ms', '100', '-gap-max-ms', '150', '-seed', '1']);
+    expect(lines.map((r) => [r.ok, r.resumed, r.used0rtt])).toEqual([
+      [true, false, false],
+      [true, true, true],
+      [true, false, false], // the old key's ticket: a full handshake, the 0-RTT bytes resent
+      [true, true, true],
+    ]);
+  });
+
+  test(`0-RTT rejected: quicket resuming at a ${peer} server that rotated its tickets still delivers every byte`, async () => {
+    const { server, port } = await interop.startServer('server', ['-rotate-after', '2']);
+    const { engine, ssl } = interop.quicketClient('echo');
+    const echo = (ticket?: Buffer) => interop.quicketEcho(engine, port, ssl, 64 * KiB, ticket);
+    const first = await echo();
+    const second = await echo(first.ticket);
+    await server.waitFor((report) => report.rotated === true, 'the rotation');
+    const third = await echo((options.resumeThirdFrom === 'first' ? first : second).ticket);
+    const fourth = await echo(third.ticket);
+    expect([first, second, third, fourth].map(({ resumed, earlyData, exact }) => ({ resumed, earlyData, exact }))).toEqual([
+      { resumed: false, earlyData: 'none', exact: true },
+      { resumed: true, earlyData: 'accepted', exact: true },
+      { resumed: false, earlyData: 'rejected', exact: true },
+      { resumed: true, earlyData: 'accepted', exact: true },
+    ]);
+  });
+}
