@@ -1,4 +1,5 @@
 // curl's exit codes, the ones that apply to an HTTP/3 transfer, and the error that carries one.
+import { ErrorCode } from '../errors';
 
 /** The numbers curl exits with (`man curl`, EXIT CODES), so scripts written for curl keep working. */
 export const ExitCode = {
@@ -35,13 +36,13 @@ export function usageError(message: string): CliError {
   return new CliError(ExitCode.USAGE, message);
 }
 
-const RESOLVE_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NODATA', 'EAI_NONAME', 'EAI_FAIL']);
+const RESOLVE_CODES = new Set<ErrorCode>(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NODATA', 'EAI_NONAME', 'EAI_FAIL']);
 // ERR_QUIC_HANDSHAKE_TIMEOUT is the engine's own limit (10 s), like a TCP connect the kernel gives
 // up on: curl says 7 for that. Our -m and --connect-timeout say 28.
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ERR_QUIC_HANDSHAKE_TIMEOUT', 'ERR_QUIC_CONNECT', 'ERR_QUIC_ADDRESS_FAMILY']);
-const CERTIFICATE_CODES = new Set(['ERR_QUIC_CERT_UNTRUSTED', 'ERR_QUIC_CERT_EXPIRED', 'ERR_QUIC_CERT_INVALID', 'ERR_TLS_CERT_ALTNAME_INVALID']);
-const TLS_CODES = new Set(['ERR_QUIC_TLS', 'ERR_QUIC_TLS_ALERT', 'ERR_QUIC_TLS_HANDSHAKE', 'ERR_QUIC_ALPN_MISMATCH', 'ERR_QUIC_HTTP3_UNAVAILABLE']);
-const RECEIVE_CODES = new Set([
+const CONNECT_CODES = new Set<ErrorCode>(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ERR_QUIC_HANDSHAKE_TIMEOUT', 'ERR_QUIC_CONNECT', 'ERR_QUIC_ADDRESS_FAMILY']);
+const CERTIFICATE_CODES = new Set<ErrorCode>(['ERR_QUIC_CERT_UNTRUSTED', 'ERR_QUIC_CERT_EXPIRED', 'ERR_QUIC_CERT_INVALID', 'ERR_TLS_CERT_ALTNAME_INVALID']);
+const TLS_CODES = new Set<ErrorCode>(['ERR_QUIC_TLS', 'ERR_QUIC_TLS_ALERT', 'ERR_QUIC_TLS_HANDSHAKE', 'ERR_QUIC_ALPN_MISMATCH', 'ERR_QUIC_HTTP3_UNAVAILABLE']);
+const RECEIVE_CODES = new Set<ErrorCode>([
   'ERR_QUIC_CONNECTION_CLOSED', 'ERR_QUIC_CONNECTION_DROPPED', 'ERR_QUIC_STREAM_ABORTED', 'ERR_QUIC_STREAM_CLOSED',
   'ERR_QUIC_STREAM_RESET', 'ERR_QUIC_TRANSPORT_ERROR', 'ERR_QUIC_PROTOCOL', 'ERR_QUIC_HTTP3', 'ERR_QUIC_HTTP3_CONNECTION',
   'ERR_QUIC_HTTP3_HEADERS_TOO_LARGE', 'ERR_QUIC_HTTP3_REQUEST_CANCELLED',
@@ -59,7 +60,7 @@ export function transferError(error: unknown, url: URL): CliError {
     cause = cause.cause;
   }
   if (cause instanceof CliError) return cause;
-  const code = String((cause as { code?: unknown } | null)?.code ?? '');
+  const code = String((cause as { code?: unknown } | null)?.code ?? '') as ErrorCode;
   const message = cause instanceof Error ? cause.message : String(cause);
   const port = url.port || '443';
   if (RESOLVE_CODES.has(code)) return new CliError(ExitCode.COULD_NOT_RESOLVE_HOST, `Could not resolve host: ${url.hostname}`);
