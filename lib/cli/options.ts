@@ -15,10 +15,10 @@ export interface DataPart {
 export interface TransferOptions {
   head?: boolean;
   include?: boolean;
-  header: string[];
+  header?: string[];
   request?: string;
-  data: DataPart[];
-  dataBinary: DataPart[];
+  data?: DataPart[];
+  dataBinary?: DataPart[];
   userAgent?: string;
   location?: boolean;
   maxRedirs: number;
@@ -37,8 +37,9 @@ export interface TransferOptions {
 }
 
 let dataOrder = 0;
-const collectData = (binary: boolean) => (value: string, previous: DataPart[]): DataPart[] => [...previous, { order: dataOrder++, binary, value }];
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
+// Repeatable options start without a default (commander would print it in --help as "[]").
+const collectData = (binary: boolean) => (value: string, previous: DataPart[] = []): DataPart[] => [...previous, { order: dataOrder++, binary, value }];
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 function seconds(value: string): number {
   // As curl: a decimal number of seconds, fractions allowed.
@@ -56,10 +57,10 @@ export function addTransferOptions(command: Command): Command {
   return command
     .option('-I, --head', 'send HEAD; output the response header fields only')
     .option('-i, --include', 'output the response header fields before the body')
-    .option('-H, --header <field>', "extra header field 'Name: value' (repeatable); 'Name:' removes one quicket sends by default", collect, [])
+    .option('-H, --header <field>', "extra header field 'Name: value' (repeatable); 'Name:' removes one quicket sends by default", collect)
     .option('-X, --request <method>', 'request method (default GET, or POST with -d)')
-    .option('-d, --data <data>', 'send data as a form POST (repeatable, joined with &); @file reads it from a file (- is stdin), without line breaks', collectData(false), [])
-    .option('--data-binary <data>', 'as --data, but @file is sent as it is', collectData(true), [])
+    .option('-d, --data <data>', 'send data as a form POST (repeatable, joined with &); @file reads it from a file (- is stdin), without line breaks', collectData(false))
+    .option('--data-binary <data>', 'as --data, but @file is sent as it is', collectData(true))
     .option('-A, --user-agent <name>', 'User-Agent to send')
     .option('-L, --location', 'follow redirects (3xx with a Location)')
     .option('--max-redirs <n>', 'most redirects -L follows (-1: no limit)', redirectLimit, 50)
@@ -119,7 +120,7 @@ function readData(part: DataPart): Buffer {
 }
 
 function requestBody(options: TransferOptions): Buffer | undefined {
-  const parts = [...options.data, ...options.dataBinary].sort((a, b) => a.order - b.order);
+  const parts = [...(options.data ?? []), ...(options.dataBinary ?? [])].sort((a, b) => a.order - b.order);
   if (parts.length === 0) return undefined;
   const pieces: Buffer[] = [];
   parts.forEach((part, index) => {
@@ -150,7 +151,7 @@ export function planRequest(input: string, options: TransferOptions, userAgent: 
   fields.set('accept', ['Accept', '*/*']);
   if (body !== undefined) fields.set('content-type', ['Content-Type', 'application/x-www-form-urlencoded']);
   const added: Array<[string, string]> = [];
-  for (const field of options.header) {
+  for (const field of options.header ?? []) {
     const { name, value } = parseHeader(field);
     const key = name.toLowerCase();
     // A field given with -H replaces the default of that name; repeated, each is sent.
