@@ -92,7 +92,7 @@ class Transfer {
   async run(): Promise<void> {
     const { maxTime } = this.#options;
     let maxTimer: NodeJS.Timeout | undefined;
-    if (maxTime !== undefined) {
+    if (maxTime) { // 0 is no limit, as in curl
       const ms = Math.round(maxTime * 1000);
       maxTimer = setTimeout(() => {
         this.#controller.abort(new CliError(ExitCode.TIMEOUT, `Operation timed out after ${ms} milliseconds with ${this.facts.size_download} bytes received`));
@@ -143,7 +143,7 @@ class Transfer {
       this.facts.time_connect = this.facts.time_appconnect = secondsSince(this.#started);
     }, () => {});
     const { connectTimeout } = this.#options;
-    if (connectTimeout !== undefined) {
+    if (connectTimeout) {
       const ms = Math.round(connectTimeout * 1000);
       const timer = setTimeout(() => {
         if (connection.alpn === undefined) this.#controller.abort(new CliError(ExitCode.TIMEOUT, `Connection timed out after ${ms} milliseconds`));
