@@ -1,308 +1,60 @@
-// The `quicket` command: `get` (an HTTP/3 client that keeps session tickets) and `serve` (a static
-// HTTP/3 file server). Built on the public API only.
-import { Command } from 'commander';
-import dns from 'node:dns/promises';
-import fs from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+// The `quicket` command: `quicket <url>` (or `quicket get <url>`), a curl-like HTTP/3 client on the
+// public fetch(), Http3Agent and TicketStore, and `quicket serve`, a static HTTP/3 file server.
+// The parts live in lib/cli/: options, exit codes, output, -v, the progress meter, -w, the transfer.
+import { Command, CommanderError } from 'commander';
 
-import { Engine } from './engine';
-import { Http3Request, Http3Response, Http3Server, request } from './http3';
+import { CliError, ExitCode } from './cli/exit-codes';
+import { addTransferOptions, TransferOptions } from './cli/options';
+import { serve } from './cli/serve';
+import { transfer } from './cli/transfer';
 import { versions } from './index';
-import { SslConfig } from './ssl-config';
-import { Ticket } from './ticket';
-
-const ms = (from: bigint): number => Math.round(Number(process.hrtime.bigint() - from) / 1e4) / 100;
-
-/** Writes a file so that readers see the old or the new content, never half of one. */
-function writeAtomically(file: string, data: Buffer): void {
-  const temporary = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(temporary, data, { mode: 0o600 });
-  fs.renameSync(temporary, file);
-}
-
-/** An error the command reports as one line (or not at all, when `quiet`) with its own exit code. */
-class CliError extends Error {
-  constructor(message: string, readonly exitCode: number, readonly quiet = false) {
-    super(message);
-  }
-}
-
-// curl's exit code for an output it could not write.
-const EXIT_WRITE_ERROR = 23;
-
-interface GetOptions {
-  ca?: string;
-  insecure?: boolean;
-  ticketFile?: string;
-  output?: string;
-  verbose?: boolean;
-}
 
 /**
- * The ticket stored in `file`, if any. A file that holds something else is never used and never
- * overwritten: `writable` is false then (an empty or missing file is fine to write).
- */
-function readTicketFile(file: string): { ticket?: Buffer; writable: boolean } {
-  let stored: Buffer;
-  try {
-    stored = fs.readFileSync(file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { writable: true };
-    throw error;
-  }
-  if (stored.length === 0) return { writable: true };
-  try {
-    Ticket.inspect(stored);
-    return { ticket: stored, writable: true };
-  } catch (error) {
-    process.stderr.write(`quicket: ${file}: ${(error as Error).message}; it is not used and left untouched\n`);
-    return { writable: false };
-  }
-}
-
-/** Copies the body to the output; a closed pipe ends the command quietly, like curl's exit 23. */
-async function writeBody(body: NodeJS.ReadableStream, output: string | undefined): Promise<number> {
-  let bytes = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      bytes += chunk.length;
-      callback(null, chunk);
-    },
-  });
-  const sink = output ? fs.createWriteStream(output) : process.stdout;
-  let sinkError: NodeJS.ErrnoException | undefined;
-  sink.once('error', (error) => (sinkError = error));
-  try {
-    await pipeline(body, counter, sink);
-  } catch (error) {
-    if (!sinkError) throw error;
-    if (sinkError.code === 'EPIPE') throw new CliError('', EXIT_WRITE_ERROR, true);
-    throw new CliError(`cannot write ${output ?? 'the output'}: ${sinkError.message}`, EXIT_WRITE_ERROR);
-  }
-  return bytes;
-}
-
-async function get(url: string, options: GetOptions): Promise<void> {
-  const started = process.hrtime.bigint();
-  let target: URL;
-  try {
-    target = new URL(url);
-  } catch {
-    throw new Error(`not a URL: ${url}`);
-  }
-  if (target.protocol !== 'https:') throw new Error(`only https:// URLs are supported: ${url}`);
-  if (options.ca && options.insecure) throw new Error('--ca and --insecure exclude each other');
-  const servername = target.hostname.replace(/^\[|\]$/g, '');
-  const host = net.isIP(servername) || servername === 'localhost' ? servername : (await dns.lookup(servername)).address;
-  const port = Number(target.port || 443);
-  const ssl = new SslConfig({
-    alpn: ['h3'],
-    ca: options.ca ? fs.readFileSync(options.ca) : undefined,
-    rejectUnauthorized: !options.insecure,
-  });
-  const { ticket, writable: ticketWritable } = options.ticketFile ? readTicketFile(options.ticketFile) : { ticket: undefined, writable: false };
-  const engine = new Engine();
-  try {
-    const connection = engine.connect({ host, port, servername, ssl, ticket });
-    let newest: Buffer | undefined;
-    let ticketArrived: () => void = () => {};
-    const gotTicket = new Promise<void>((resolve) => (ticketArrived = resolve));
-    if (ticketWritable) {
-      connection.on('ticket', (fresh: Buffer) => {
-        newest = fresh;
-        ticketArrived();
-      });
-    }
-    connection.on('ticketRejected', (reason) => options.verbose && process.stderr.write(`ticket not used: ${reason}\n`));
-    // Issued in the same tick as connect(): with a ticket this request is 0-RTT.
-    const responsePromise = request(connection, { path: `${target.pathname}${target.search}` });
-    const info = await connection.handshake;
-    const handshakeMs = ms(started);
-    const response = await responsePromise;
-    const firstByteMs = ms(started);
-    const bytes = await writeBody(response.body, options.output);
-    const totalMs = ms(started);
-    if (ticketWritable && options.ticketFile) {
-      // The server sends tickets right after the handshake; allow a moment if none came yet.
-      if (!newest) await Promise.race([gotTicket, new Promise((resolve) => setTimeout(resolve, 200))]);
-      if (newest) writeAtomically(options.ticketFile, newest);
-    }
-    await connection.close();
-    if (options.verbose) {
-      process.stderr.write(`${JSON.stringify({
-        status: response.status,
-        bytes,
-        resumed: info.resumed,
-        earlyData: info.earlyData,
-        alpn: info.alpn,
-        timings: { handshakeMs, firstByteMs, totalMs },
-      })}\n`);
-    }
-    if (response.status < 200 || response.status > 299) {
-      process.stderr.write(`quicket: ${url} answered ${response.status}\n`);
-      process.exitCode = 22;
-    }
-  } finally {
-    await engine.close();
-  }
-}
-
-interface ServeOptions {
-  cert: string;
-  key: string;
-  host: string;
-  port: string;
-  earlyData?: boolean;
-  ticketKeysFile?: string;
-}
-
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.txt': 'text/plain; charset=utf-8',
-  '.json': 'application/json',
-  '.js': 'text/javascript',
-  '.css': 'text/css',
-};
-
-/** Maps a request path to a file inside root, or gives the status to answer with. */
-export function resolveStaticPath(root: string, requestPath: string): { file: string } | { status: number } {
-  const pathname = requestPath.split('?')[0];
-  if (!pathname.startsWith('/')) return { status: 400 };
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(pathname);
-  } catch {
-    return { status: 400 };
-  }
-  if (decoded.includes('\0')) return { status: 400 };
-  const file = path.resolve(root, `.${path.posix.normalize(decoded)}`);
-  if (file !== root && !file.startsWith(root + path.sep)) return { status: 403 };
-  let real: string;
-  try {
-    real = fs.realpathSync(file);
-  } catch {
-    return { status: 404 };
-  }
-  // A symbolic link must not lead outside the served directory either.
-  if (real !== root && !real.startsWith(root + path.sep)) return { status: 403 };
-  const stat = fs.statSync(real);
-  if (stat.isDirectory()) {
-    const index = path.join(real, 'index.html');
-    return fs.existsSync(index) ? { file: index } : { status: 404 };
-  }
-  return stat.isFile() ? { file: real } : { status: 404 };
-}
-
-/**
- * `serve` logs one JSON line per request on stdout. A reader that goes away (a closed pipe) ends
- * the log, not the server: it keeps serving, silently.
- */
-let logOpen = true;
-function logLine(value: unknown): void {
-  if (logOpen) process.stdout.write(`${JSON.stringify(value)}\n`);
-}
-
-async function serve(directory: string, options: ServeOptions): Promise<void> {
-  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    logOpen = false;
-    if (error.code !== 'EPIPE') process.stderr.write(`quicket: request log: ${error.message}\n`);
-  });
-  const root = fs.realpathSync(directory);
-  const ticketKeys = options.ticketKeysFile ? fs.readFileSync(options.ticketKeysFile) : undefined;
-  const ssl = new SslConfig({
-    alpn: ['h3'],
-    cert: fs.readFileSync(options.cert),
-    key: fs.readFileSync(options.key),
-    earlyData: Boolean(options.earlyData),
-    ticketKeys,
-  });
-  const server = new Http3Server({ ssl }, (req: Http3Request, res: Http3Response) => {
-    handleStatic(root, req, res);
-  });
-  const address = await server.listen({ host: options.host, port: Number(options.port) });
-  logLine({ address: address.address, port: address.port, family: address.family });
-  const stop = (): void => {
-    server.close().then(() => process.exit(0));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-}
-
-function handleStatic(root: string, req: Http3Request, res: Http3Response): void {
-  let bytes = 0;
-  const log = (status: number): void => {
-    logLine({ method: req.method, path: req.path, status, bytes, early: req.early, resumed: req.connection.resumed });
-  };
-  const fail = (status: number, extra: Record<string, string> = {}): void => {
-    const body = `${status}\n`;
-    bytes = body.length;
-    res.writeHead(status, { 'content-type': 'text/plain', ...extra });
-    res.end(req.method === 'HEAD' ? undefined : body);
-    log(status);
-  };
-  req.resume();
-  res.on('error', () => {});
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
-    fail(405, { allow: 'GET, HEAD' });
-    return;
-  }
-  const found = resolveStaticPath(root, req.path);
-  if ('status' in found) {
-    fail(found.status);
-    return;
-  }
-  const size = fs.statSync(found.file).size;
-  res.writeHead(200, {
-    'content-type': CONTENT_TYPES[path.extname(found.file)] ?? 'application/octet-stream',
-    'content-length': size,
-  });
-  if (req.method === 'HEAD') {
-    res.end();
-    log(200);
-    return;
-  }
-  const file = fs.createReadStream(found.file);
-  file.on('data', (chunk) => (bytes += chunk.length));
-  pipeline(file, res).then(
-    () => log(200),
-    () => log(500),
-  );
-}
-
-/**
- * Runs the command. Expected failures (bad arguments, TLS or connection errors, unwritable output)
- * print one line on stderr and set a non-zero exit code; a closed stdout ends it quietly with 23.
+ * Runs the command. A failure prints one line, `quicket: ...`, on stderr (none with -s unless -S,
+ * none for a closed stdout) and sets curl's exit code for it; never a stack trace.
  */
 export async function main(argv: string[]): Promise<void> {
   try {
     await run(argv);
   } catch (error) {
-    const exitCode = error instanceof CliError ? error.exitCode : 1;
-    if (!(error instanceof CliError && error.quiet)) process.stderr.write(`quicket: ${(error as Error).message}\n`);
-    process.exitCode = process.exitCode || exitCode;
+    const failure = asCliError(error);
+    if (failure === undefined) return; // --help, --version
+    if (!failure.quiet) process.stderr.write(`quicket: ${failure.message}\n`);
+    process.exitCode = process.exitCode || failure.exitCode;
   }
 }
 
+function asCliError(error: unknown): CliError | undefined {
+  if (error instanceof CliError) return error;
+  if (error instanceof CommanderError) {
+    if (error.exitCode === 0) return undefined;
+    // curl's 2: the command line is wrong.
+    return new CliError(ExitCode.USAGE, `${error.message.replace(/^error: /, '')} (try 'quicket --help')`);
+  }
+  return new CliError(ExitCode.FAILED, (error as Error)?.message ?? String(error));
+}
+
 async function run(argv: string[]): Promise<void> {
-  const program = new Command('quicket').description('HTTP/3 over quicket, with session tickets and 0-RTT');
+  const userAgent = `quicket/${versions.quicket}`;
+  const fetchUrl = (url: string | undefined, options: TransferOptions): Promise<void> => transfer(url, options, userAgent);
+  const program = new Command('quicket')
+    .description('HTTP/3 client with curl\'s options (resumes from session tickets, 0-RTT), and a static HTTP/3 server')
+    .usage('[options] <url>\n       quicket serve <dir> --cert <file> --key <file> [options]')
+    .enablePositionalOptions() // the client's options stay apart from `serve`'s
+    .exitOverride()
+    .configureOutput({ outputError: () => {} }); // main() reports, in one line
   program.version(
     `quicket ${versions.quicket} OpenSSL/${versions.openssl} ngtcp2/${versions.ngtcp2} nghttp3/${versions.nghttp3}`,
     '-V, --version',
     'print the versions of quicket and of the libraries linked into it',
   );
-  program
-    .command('get')
-    .description('HTTP/3 GET; with --ticket-file, resume (and send the request as 0-RTT) from a stored ticket')
-    .argument('<url>', 'https:// URL')
-    .option('--ca <file>', 'PEM roots to verify the server (default: node:tls\'s roots)')
-    .option('--insecure', 'do not verify the server certificate')
-    .option('--ticket-file <file>', 'read a session ticket from, and write the newest one to, this file (a file holding anything else is left alone)')
-    .option('-o, --output <file>', 'write the body to this file instead of stdout')
-    .option('--verbose', 'end with one JSON line of facts on stderr')
-    .action(get);
+  addTransferOptions(program.argument('[url]', 'https:// URL (https:// is assumed when there is no scheme)')).action(fetchUrl);
+  addTransferOptions(
+    program
+      .command('get')
+      .description('the same as `quicket <url>`')
+      .argument('<url>', 'https:// URL'),
+  ).action(fetchUrl);
   program
     .command('serve')
     .description('serve a directory over HTTP/3 (never anything outside it)')

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 
 import { CloseInfo, Engine, Http3HeaderLimits, Http3Request, Http3Response, Http3Server, request, SslConfig } from '../lib';
-import { resolveStaticPath } from '../lib/cli';
+import { resolveStaticPath } from '../lib/cli/serve';
 import { HOST, pattern, pem } from './helpers';
 
 async function body(readable: NodeJS.ReadableStream): Promise<Buffer> {
