@@ -125,6 +125,25 @@ function bindAddress(host: string): string {
   return host;
 }
 
+const warnedStores = new WeakSet<TicketStore>();
+
+/**
+ * A ticket store used on the user's behalf never fails a connection: a file it cannot read or
+ * write (permissions, a full disk) costs resumption, and says so once per store as a process warning.
+ */
+function storeCall<T>(store: TicketStore, call: () => T): T | undefined {
+  try {
+    return call();
+  } catch (error) {
+    debug('engine: ticket store %s: %s', store.file ?? '(memory)', (error as Error).message);
+    if (!warnedStores.has(store)) {
+      warnedStores.add(store);
+      process.emitWarning(`ticket store ${store.file ?? ''} failed: ${(error as Error).message}; connecting without it`, { code: 'QUICKET_TICKET_STORE' });
+    }
+    return undefined;
+  }
+}
+
 /** The addresses to try, known without a lookup: an IP literal, or localhost. */
 function knownAddresses(host: string, lookup: LookupFunction | undefined): string[] | undefined {
   if (net.isIP(host) !== 0) return [host];
@@ -273,7 +292,7 @@ export class Engine extends EventEmitter {
     const clientSsl = ssl ?? this.#ssl ?? this.#defaultSsl(alpn);
     const offered = alpn !== undefined ? [alpn] : [...clientSsl.alpn];
     const name = servername ?? host;
-    ticket ??= ticketStore?.take({ servername: name, port, alpn: offered });
+    if (ticket === undefined && ticketStore) ticket = storeCall(ticketStore, () => ticketStore.take({ servername: name, port, alpn: offered }));
 
     let usable: TicketContents | undefined;
     let rejection: TicketRejectedReason | undefined;
@@ -311,7 +330,7 @@ export class Engine extends EventEmitter {
     };
     if (known) start(known); // throws synchronously, as before any connection exists
     connection[kTargetPort] = port;
-    if (ticketStore) connection.on('ticket', (fresh: Buffer) => ticketStore.put({ servername: name, port }, fresh));
+    if (ticketStore) connection.on('ticket', (fresh: Buffer) => storeCall(ticketStore, () => ticketStore.put({ servername: name, port }, fresh)));
     this.#connections.add(connection);
     if (!known) this.#resolveThenStart(connection, host, lookup ?? dns.lookup, start);
     if (rejection) {

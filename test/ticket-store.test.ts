@@ -169,3 +169,24 @@ test('across processes: a second process resumes from the first one\'s file with
   expect(seen).toEqual([[false, false], [true, true]]);
   expect(fs.statSync(file).mode & 0o777).toBe(0o600);
 });
+
+test('a store whose file cannot be read or written costs resumption, never the connection, and warns once', async () => {
+  const { port } = await echoServer();
+  const file = path.join(dir, 'gone', 'tickets.json');
+  const store = new TicketStore({ file });
+  fs.writeFileSync(path.join(dir, 'gone'), 'a file where the directory should be'); // ENOTDIR from now on
+  const emitWarning = jest.spyOn(process, 'emitWarning').mockImplementation(() => {});
+  try {
+    const client = engines.engine();
+    for (let i = 0; i < 2; i++) {
+      const connection = client.connect({ host: HOST, port, servername: 'localhost', ssl: clientSsl(), ticketStore: store });
+      const tickets = new Promise((resolve) => connection.once('ticket', resolve));
+      expect((await connection.handshake).resumed).toBe(false);
+      await tickets; // put() failed inside the 'ticket' listener without an uncaught exception
+      await connection.close();
+    }
+    expect(emitWarning.mock.calls.map((call) => (call[1] as { code?: string }).code)).toEqual(['QUICKET_TICKET_STORE']);
+  } finally {
+    emitWarning.mockRestore();
+  }
+});
