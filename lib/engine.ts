@@ -53,6 +53,14 @@ export interface EngineOptions {
   connectionWindow?: number;
   /** Directory to write one qlog file per connection into (a debugging aid; synchronous writes). */
   qlogDir?: string;
+  /**
+   * 32 secret bytes from which the engine derives its connections' stateless reset tokens (RFC 9000
+   * 10.3; default: random per engine). Give a restarted server, and every member of a `reusePort`
+   * cluster, the same key: a server that lost a connection's state then answers that
+   * connection's packets with a stateless reset, and the client closes at once with
+   * `ERR_QUIC_STATELESS_RESET` instead of waiting out its idle timeout. Keep it as secret as `ticketKeys`.
+   */
+  statelessResetKey?: Buffer;
 }
 
 /** Where {@link Engine.listen} binds. */
@@ -114,6 +122,7 @@ export interface AddressInfo {
 
 const MAX_U32 = 0xffffffff;
 const DEFAULT_ATTEMPT_TIMEOUT = 250;
+const STATELESS_RESET_KEY_LENGTH = 32;
 // RFC 6761: localhost is the loopback, whatever /etc/hosts lists (often only one of the two).
 const LOCALHOST = ['127.0.0.1', '::1'];
 
@@ -191,7 +200,7 @@ export class Engine extends EventEmitter {
   constructor(options: EngineOptions = {}) {
     super();
     checkObject('options', options);
-    const { ssl, reusePort, idleTimeout, handshakeTimeout, maxStreamsBidi, maxStreamsUni, streamWindow, connectionWindow, qlogDir } = options;
+    const { ssl, reusePort, idleTimeout, handshakeTimeout, maxStreamsBidi, maxStreamsUni, streamWindow, connectionWindow, qlogDir, statelessResetKey } = options;
     if (ssl !== undefined && !(ssl instanceof SslConfig)) throw invalidArgType('options.ssl', 'an SslConfig', ssl);
     checkOptionalBoolean('options.reusePort', reusePort);
     checkOptionalInteger('options.idleTimeout', idleTimeout, 1, 3600000);
@@ -203,6 +212,12 @@ export class Engine extends EventEmitter {
     checkOptionalString('options.qlogDir', qlogDir);
     if (qlogDir !== undefined && !fs.statSync(qlogDir, { throwIfNoEntry: false })?.isDirectory()) {
       throw invalidArgValue('options.qlogDir', `must be an existing directory. Received '${qlogDir}'`);
+    }
+    if (statelessResetKey !== undefined) {
+      if (!Buffer.isBuffer(statelessResetKey)) throw invalidArgType('options.statelessResetKey', 'a Buffer', statelessResetKey);
+      if (statelessResetKey.length !== STATELESS_RESET_KEY_LENGTH) {
+        throw invalidArgValue('options.statelessResetKey', `must be exactly ${STATELESS_RESET_KEY_LENGTH} bytes. Received ${statelessResetKey.length}`);
+      }
     }
     this.#ssl = ssl;
     this.#reusePort = reusePort ?? false;
@@ -221,6 +236,7 @@ export class Engine extends EventEmitter {
       streamWindow,
       connectionWindow,
       qlogDir: qlogDir === undefined ? undefined : path.resolve(qlogDir),
+      statelessResetKey,
     });
   }
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "addon.h"
@@ -62,7 +63,12 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   transport_.connection_window = OptionalNumber(options, "connectionWindow", transport_.connection_window);
   if (options.Get("qlogDir").IsString()) transport_.qlog_dir = options.Get("qlogDir").As<Napi::String>();
   DigestTransportSettings();
-  if (!RandomBytes(reset_secret_, sizeof(reset_secret_))) {
+  // The same key across restarts and cluster members lets a server that lost a connection's state
+  // still reset it (its tokens derive from the key and the connection ID).
+  if (options.Get("statelessResetKey").IsTypedArray()) {
+    std::string key = BytesOf(options.Get("statelessResetKey"));
+    memcpy(reset_secret_, key.data(), std::min(key.size(), sizeof(reset_secret_)));
+  } else if (!RandomBytes(reset_secret_, sizeof(reset_secret_))) {
     ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_TLS", "cannot generate the stateless reset secret");
   }
 
@@ -258,6 +264,7 @@ Napi::Value Engine::Connect(const Napi::CallbackInfo& info) {
   Connection* connection = Connection::Unwrap(object);
   connection->SetOwner(owner);
   connections_.emplace(connection, Napi::Persistent(object));
+  clients_.insert(connection);
   std::string error = connection->InitClient(this, ssl->context(), socket_->local_address(),
                                              reinterpret_cast<sockaddr*>(&client.addresses[0]), transport_, client);
   if (!error.empty()) {
@@ -277,7 +284,43 @@ void Engine::OnDatagram(const uint8_t* data, size_t length, const sockaddr* remo
     route->second->Receive(data, length, socket_->local_address(), remote);
     return;
   }
-  if (listening_) Accept(data, length, remote);
+  if (data[0] & 0x80) {
+    if (listening_) Accept(data, length, remote);
+    return;
+  }
+  // A short-header packet no connection ID routes: a stateless reset for one of our client
+  // connections, or (listening) a packet for a connection we lost in a restart, say.
+  for (Connection* client : clients_) {
+    if (client->ReceiveUnrouted(data, length, socket_->local_address(), remote)) return;
+  }
+  if (listening_) SendStatelessReset(vc.dcid, vc.dcidlen, length, remote);
+}
+
+// RFC 9000 10.3: smaller than the packet that triggered it (two endpoints can never loop, and
+// nothing is amplified), and at most kResetsPerSecond per engine.
+void Engine::SendStatelessReset(const uint8_t* dcid, size_t dcidlen, size_t received, const sockaddr* remote) {
+  constexpr size_t kMinReset = 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN;
+  constexpr size_t kMaxReset = 1200;
+  constexpr uint64_t kResetsPerSecond = 100;
+  if (received <= kMinReset || dcidlen == 0) return;
+  uint64_t now = Now();
+  if (now - reset_window_start_ >= NGTCP2_SECONDS) {
+    reset_window_start_ = now;
+    resets_in_window_ = 0;
+  }
+  if (resets_in_window_ >= kResetsPerSecond) return;
+  resets_in_window_++;
+  ngtcp2_cid cid;
+  ngtcp2_cid_init(&cid, dcid, dcidlen);
+  ngtcp2_stateless_reset_token token;
+  if (ngtcp2_crypto_generate_stateless_reset_token(token.data, reset_secret_, sizeof(reset_secret_), &cid) != 0) return;
+  size_t length = std::min(received - 1, kMaxReset);
+  uint8_t random[kMaxReset];
+  size_t random_length = length - 1 - NGTCP2_STATELESS_RESET_TOKENLEN;
+  if (!RandomBytes(random, random_length)) return;
+  uint8_t packet[kMaxReset];
+  ngtcp2_ssize n = ngtcp2_pkt_write_stateless_reset2(packet, sizeof(packet), &token, random, random_length);
+  if (n > 0) socket_->SendBatch(packet, static_cast<size_t>(n), static_cast<size_t>(n), remote);
 }
 
 // Only a refused port ends connections, and only client connections still handshaking with it
@@ -318,6 +361,7 @@ void Engine::RemoveConnectionId(const ngtcp2_cid& cid) { routes_.erase(CidKey(ci
 void Engine::Forget(Connection* connection) {
   dirty_.erase(connection);
   with_events_.erase(connection);
+  clients_.erase(connection);
   for (auto it = routes_.begin(); it != routes_.end();) {
     it = it->second == connection ? routes_.erase(it) : std::next(it);
   }

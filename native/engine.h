@@ -68,6 +68,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   // Closes a socket that failed to bind or start; the engine stays usable.
   void DiscardSocket();
   void Accept(const uint8_t* data, size_t length, const sockaddr* remote);
+  void SendStatelessReset(const uint8_t* dcid, size_t dcidlen, size_t received, const sockaddr* remote);
   void DigestTransportSettings();
   static void OnCheck(uv_check_t* check);
   // The environment (main thread or Worker) is going away without close(): release every handle
@@ -98,10 +99,13 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   ServerTicketPolicy ticket_policy_;
   TransportOptions transport_;
   uint8_t reset_secret_[32];
+  uint64_t reset_window_start_ = 0;  // rate limit of stateless resets: this second's count
+  uint64_t resets_in_window_ = 0;
   std::unique_ptr<uint8_t[]> send_buffer_{new uint8_t[kSendBufferSize]};
 
   std::unordered_map<std::string, Connection*> routes_;     // CID bytes -> connection
   std::unordered_map<Connection*, Napi::ObjectReference> connections_;
+  std::unordered_set<Connection*> clients_;  // our client connections: where a stateless reset may be for
   std::unordered_set<Connection*> dirty_;
   std::unordered_set<Connection*> with_events_;
   std::unique_ptr<Napi::AsyncContext> async_context_;

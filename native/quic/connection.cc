@@ -73,6 +73,10 @@ void Connection::FillCallbacks(ngtcp2_callbacks* callbacks, bool server) {
   callbacks->extend_max_local_streams_uni = ExtendMaxLocalStreams;
   callbacks->extend_max_stream_data = ExtendMaxStreamData;
   callbacks->extend_max_remote_streams_bidi = ExtendMaxRemoteStreamsBidi;
+  callbacks->recv_stateless_reset2 = [](ngtcp2_conn*, const ngtcp2_pkt_stateless_reset2*, void* self) {
+    static_cast<Connection*>(self)->stateless_reset_ = true;  // ngtcp2 checked the token
+    return 0;
+  };
 }
 
 void Connection::FillSettings(ngtcp2_settings* settings, const TransportOptions& transport, const ngtcp2_cid& cid) {
@@ -284,6 +288,20 @@ void Connection::Receive(const uint8_t* data, size_t length, const sockaddr* loc
     return;
   }
   MarkDirty();
+}
+
+// A stateless reset carries no connection ID of ours (RFC 9000 10.3): its first bytes are random,
+// so only its sender's address brings it here. Only the reset's own verdict counts.
+bool Connection::ReceiveUnrouted(const uint8_t* data, size_t length, const sockaddr* local, const sockaddr* remote) {
+  if (server_ || state_ != State::kEstablished || !SameAddress(remote_address(), remote)) return false;
+  ngtcp2_path path{{const_cast<sockaddr*>(local), static_cast<ngtcp2_socklen>(AddressLength(local))},
+                   {const_cast<sockaddr*>(remote), static_cast<ngtcp2_socklen>(AddressLength(remote))},
+                   nullptr};
+  ngtcp2_pkt_info info{};
+  int rv = ngtcp2_conn_read_pkt(conn_, &path, &info, data, length, Now());
+  if (rv != NGTCP2_ERR_DRAINING || !stateless_reset_) return false;
+  HandleLibraryError(rv);
+  return true;
 }
 
 void Connection::MarkDirty() {

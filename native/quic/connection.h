@@ -71,6 +71,10 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   void SetOwner(Napi::Object owner) { owner_ = Napi::Persistent(owner); }
   // Engine-facing: a datagram for this connection, a flush of pending packets, event delivery.
   void Receive(const uint8_t* data, size_t length, const sockaddr* local, const sockaddr* remote);
+  // A datagram no connection ID routes here, from this client connection's server: true when it was
+  // a stateless reset for it (ngtcp2 checks the token; anything else is dropped unseen).
+  bool ReceiveUnrouted(const uint8_t* data, size_t length, const sockaddr* local, const sockaddr* remote);
+  bool is_client() const { return !server_; }
   void Flush();
   void DeliverEvents(Napi::Env env);
   bool has_events() const { return !events_.empty(); }
@@ -231,6 +235,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   size_t address_index_ = 0;          // into client_.addresses
   uint64_t attempt_started_ = 0;      // when the handshake with the current address began
   bool heard_from_peer_ = false;      // a datagram for this attempt arrived
+  bool stateless_reset_ = false;      // the peer reset the connection (it lost our state)
   bool retried_http3_ = false;
   StreamTable::Map retried_streams_;
   bool want_keylog_ = false;

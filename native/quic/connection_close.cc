@@ -43,6 +43,12 @@ void Connection::HandleLibraryError(int error) {
   info.application = false;
   switch (error) {
     case NGTCP2_ERR_DRAINING: {
+      if (stateless_reset_) {
+        info.remote = true;
+        info.error_code = "ERR_QUIC_STATELESS_RESET";
+        info.error_message = "the peer reset the connection: it no longer has its state (a restart?)";
+        break;
+      }
       // The peer closed the connection.
       const ngtcp2_ccerr* peer = ngtcp2_conn_get_ccerr(conn_);
       info.remote = true;
