@@ -554,8 +554,8 @@ export class Connection extends EventEmitter {
     this.#streams.get(id)?.emit(kHeadersEvent, fields, trailers);
   }
   /** @internal */
-  [kOnTicket](sessionData: Buffer, transportParams: Buffer, lifetimeSeconds: number, earlyData: boolean): void {
-    this.#emitTicket(sessionData, transportParams, lifetimeSeconds, earlyData);
+  [kOnTicket](sessionData: Buffer, transportParams: Buffer, lifetimeSeconds: number, earlyData: boolean, addressToken?: Buffer): void {
+    this.#emitTicket(sessionData, transportParams, lifetimeSeconds, earlyData, addressToken);
   }
   /** @internal */
   [kOnTicketRejected](reason: TicketRejectedReason): void {
@@ -591,7 +591,7 @@ export class Connection extends EventEmitter {
     if (this.#closing) throw codedError('ERR_QUIC_CONNECTION_CLOSING', 'the connection is closing: no new streams');
   }
 
-  #emitTicket(sessionData: Buffer, transportParams: Buffer, lifetimeSeconds: number, earlyData: boolean): void {
+  #emitTicket(sessionData: Buffer, transportParams: Buffer, lifetimeSeconds: number, earlyData: boolean, addressToken?: Buffer): void {
     if (this.listenerCount('ticket') === 0) return;
     const issuedAt = new Date();
     const expiresAt = new Date(issuedAt.getTime() + lifetimeSeconds * 1000);
@@ -603,6 +603,7 @@ export class Connection extends EventEmitter {
       earlyData,
       sessionData,
       transportParams,
+      addressToken,
     }, this.#ticketSecret);
     this.emit('ticket', ticket);
   }

@@ -61,6 +61,40 @@ export interface EngineOptions {
    * `ERR_QUIC_STATELESS_RESET` instead of waiting out its idle timeout. Keep it as secret as `ticketKeys`.
    */
   statelessResetKey?: Buffer;
+  /**
+   * When the server asks a new client to prove its address with a Retry (RFC 9000 8.1.2) before
+   * creating any state for it: `'auto'` (default) once 100 handshakes are in progress (a flood of
+   * first flights, which anyone can forge, then costs no memory), `'always'`, or `'never'`. A
+   * client that holds an address token from an earlier connection (quicket clients keep it in
+   * their tickets) skips the Retry, and the server's 3x anti-amplification limit, at once.
+   * Tokens are sealed under a key derived from `statelessResetKey`: give restarts and cluster
+   * members the same key and they accept each other's tokens.
+   */
+  addressValidation?: AddressValidationMode;
+  /** Server connections the engine keeps at once (default 100000); beyond it new clients are refused with CONNECTION_REFUSED. */
+  maxConnections?: number;
+  /**
+   * Server handshakes in progress at once (default 1000, about 60 KiB each); beyond it new clients
+   * are refused with CONNECTION_REFUSED (they see `ERR_QUIC_CONNECTION_REFUSED` at once).
+   */
+  maxHandshakes?: number;
+}
+
+/** See {@link EngineOptions.addressValidation}. */
+export type AddressValidationMode = 'auto' | 'always' | 'never';
+
+/** What {@link Engine.stats} reports: the server side of an engine. */
+export interface EngineStats {
+  /** Server connections open now. */
+  connections: number;
+  /** Server handshakes in progress now (counted against `maxHandshakes`). */
+  handshakes: number;
+  /** Retry packets sent (address validation) since the engine was made. */
+  retriesSent: number;
+  /** New clients refused with CONNECTION_REFUSED (over `maxConnections` or `maxHandshakes`). */
+  connectionsRefused: number;
+  /** Stateless resets sent (packets for connections this engine does not have). */
+  statelessResetsSent: number;
 }
 
 /** Where {@link Engine.listen} binds. */
@@ -123,6 +157,7 @@ export interface AddressInfo {
 const MAX_U32 = 0xffffffff;
 const DEFAULT_ATTEMPT_TIMEOUT = 250;
 const STATELESS_RESET_KEY_LENGTH = 32;
+const ADDRESS_VALIDATION_MODES: readonly string[] = ['auto', 'always', 'never'];
 // RFC 6761: localhost is the loopback, whatever /etc/hosts lists (often only one of the two).
 const LOCALHOST = ['127.0.0.1', '::1'];
 
@@ -200,7 +235,8 @@ export class Engine extends EventEmitter {
   constructor(options: EngineOptions = {}) {
     super();
     checkObject('options', options);
-    const { ssl, reusePort, idleTimeout, handshakeTimeout, maxStreamsBidi, maxStreamsUni, streamWindow, connectionWindow, qlogDir, statelessResetKey } = options;
+    const { ssl, reusePort, idleTimeout, handshakeTimeout, maxStreamsBidi, maxStreamsUni, streamWindow, connectionWindow, qlogDir, statelessResetKey,
+      addressValidation, maxConnections, maxHandshakes } = options;
     if (ssl !== undefined && !(ssl instanceof SslConfig)) throw invalidArgType('options.ssl', 'an SslConfig', ssl);
     checkOptionalBoolean('options.reusePort', reusePort);
     checkOptionalInteger('options.idleTimeout', idleTimeout, 1, 3600000);
@@ -219,6 +255,14 @@ export class Engine extends EventEmitter {
         throw invalidArgValue('options.statelessResetKey', `must be exactly ${STATELESS_RESET_KEY_LENGTH} bytes. Received ${statelessResetKey.length}`);
       }
     }
+    if (addressValidation !== undefined) {
+      if (typeof addressValidation !== 'string') throw invalidArgType('options.addressValidation', "'auto', 'always' or 'never'", addressValidation);
+      if (!ADDRESS_VALIDATION_MODES.includes(addressValidation)) {
+        throw invalidArgValue('options.addressValidation', `must be 'auto', 'always' or 'never'. Received '${addressValidation}'`);
+      }
+    }
+    checkOptionalInteger('options.maxConnections', maxConnections, 1, MAX_U32);
+    checkOptionalInteger('options.maxHandshakes', maxHandshakes, 1, MAX_U32);
     this.#ssl = ssl;
     this.#reusePort = reusePort ?? false;
     this.on('newListener', (event) => {
@@ -237,6 +281,9 @@ export class Engine extends EventEmitter {
       connectionWindow,
       qlogDir: qlogDir === undefined ? undefined : path.resolve(qlogDir),
       statelessResetKey,
+      addressValidation,
+      maxConnections,
+      maxHandshakes,
     });
   }
 
@@ -265,6 +312,14 @@ export class Engine extends EventEmitter {
     debug('engine: listening on %s:%d', this.#address!.address, this.#address!.port);
     this.emit('listening');
     return this.address();
+  }
+
+  /**
+   * What the engine's server side is doing: open connections and handshakes (against
+   * `maxConnections` and `maxHandshakes`), Retry packets, refusals and stateless resets sent.
+   */
+  stats(): EngineStats {
+    return this.#native.counters();
   }
 
   /**
@@ -338,6 +393,7 @@ export class Engine extends EventEmitter {
           sessionData: usable?.sessionData,
           transportParams: usable?.earlyData ? usable.transportParams : undefined,
           earlyData: clientSsl.earlyData ?? true,
+          addressToken: usable?.addressToken,
         });
       } finally {
         this.#bound(); // the first connect() binds the socket, even if the connection then fails to start

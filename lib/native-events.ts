@@ -36,7 +36,7 @@ export interface NativeConnectionEvents {
   [kOnStreamOpenFailed](token: bigint, error: CodedError): void;
   /** HTTP/3 header fields as name/value pairs. */
   [kOnHeaders](id: bigint, fields: string[], trailers: boolean): void;
-  [kOnTicket](sessionData: Buffer, transportParams: Buffer, lifetimeSeconds: number, earlyData: boolean): void;
+  [kOnTicket](sessionData: Buffer, transportParams: Buffer, lifetimeSeconds: number, earlyData: boolean, addressToken?: Buffer): void;
   [kOnTicketRejected](reason: TicketRejectedReason): void;
   [kOnEarlyDataRejected](): void;
   [kOnKeylog](line: Buffer): void;
@@ -57,8 +57,8 @@ export const nativeEventCallbacks = {
   streamOpened: (owner: Owner, token: bigint, id: bigint) => owner[kOnStreamOpened](token, id),
   streamOpenFailed: (owner: Owner, token: bigint, error: CodedError) => owner[kOnStreamOpenFailed](token, error),
   headers: (owner: Owner, id: bigint, fields: string[], trailers: boolean) => owner[kOnHeaders](id, fields, trailers),
-  ticket: (owner: Owner, sessionData: Buffer, transportParams: Buffer, lifetimeSeconds: number, earlyData: boolean) =>
-    owner[kOnTicket](sessionData, transportParams, lifetimeSeconds, earlyData),
+  ticket: (owner: Owner, sessionData: Buffer, transportParams: Buffer, lifetimeSeconds: number, earlyData: boolean, addressToken?: Buffer) =>
+    owner[kOnTicket](sessionData, transportParams, lifetimeSeconds, earlyData, addressToken),
   ticketRejected: (owner: Owner, reason: TicketRejectedReason) => owner[kOnTicketRejected](reason),
   earlyDataRejected: (owner: Owner) => owner[kOnEarlyDataRejected](),
   keylog: (owner: Owner, line: Buffer) => owner[kOnKeylog](line),

@@ -24,11 +24,15 @@ export interface TicketInfo {
 export interface TicketContents extends TicketInfo {
   sessionData: Buffer;
   transportParams: Buffer;
+  /** The server's NEW_TOKEN (RFC 9000 8.1.3): proves the client's address on the next connection. */
+  addressToken?: Buffer;
 }
 
 const MAGIC = Buffer.from('QKT');
-// 3: OpenSSL session data. Version 2 held GnuTLS's and is refused as 'malformed'.
-const VERSION = 3;
+// 4: OpenSSL session data and the server's address token. 3 (no token) is still read; 2 held
+// GnuTLS's session data and is refused as 'malformed'.
+const VERSION = 4;
+const VERSION_WITHOUT_TOKEN = 3;
 const FLAG_EARLY_DATA = 1;
 const FLAG_SEALED = 2;
 // A digest of everything before it ends the envelope, so damaged session data is 'malformed' here
@@ -57,6 +61,7 @@ export function encodeTicket(contents: TicketContents, secret?: Buffer): Buffer 
     lengthPrefixed(alpn, 1),
     lengthPrefixed(contents.sessionData, 4),
     lengthPrefixed(contents.transportParams, 2),
+    lengthPrefixed(contents.addressToken ?? Buffer.alloc(0), 2),
   ]);
   return Buffer.concat([body, digest(body, secret)]);
 }
@@ -88,7 +93,7 @@ export function decodeTicket(ticket: Buffer, secret?: Buffer, inspectOnly = fals
   const takePrefixed = (width: 1 | 2 | 4): Buffer => take(take(width).readUIntBE(0, width));
   if (!take(3).equals(MAGIC)) throw malformed('bad magic');
   const version = take(1)[0];
-  if (version !== VERSION) throw malformed(`unsupported version ${version}`);
+  if (version !== VERSION && version !== VERSION_WITHOUT_TOKEN) throw malformed(`unsupported version ${version}`);
   if (ticket.length < offset + 1 + DIGEST_LENGTH) throw malformed('truncated');
   end = ticket.length - DIGEST_LENGTH;
   const flags = take(1)[0];
@@ -106,6 +111,7 @@ export function decodeTicket(ticket: Buffer, secret?: Buffer, inspectOnly = fals
   const alpn = takePrefixed(1).toString();
   const sessionData = Buffer.from(takePrefixed(4));
   const transportParams = Buffer.from(takePrefixed(2));
+  const addressToken = version === VERSION ? Buffer.from(takePrefixed(2)) : Buffer.alloc(0);
   if (offset !== end) throw malformed('trailing bytes');
   if (sessionData.length === 0) throw malformed('no session data');
   if (!Number.isSafeInteger(issuedAt) || !Number.isSafeInteger(expiresAt) || expiresAt < issuedAt) {
@@ -119,6 +125,7 @@ export function decodeTicket(ticket: Buffer, secret?: Buffer, inspectOnly = fals
     earlyData: (flags & FLAG_EARLY_DATA) !== 0,
     sessionData,
     transportParams,
+    ...(addressToken.length > 0 ? { addressToken } : {}),
   };
 }
 

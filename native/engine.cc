@@ -13,6 +13,8 @@ namespace quicket {
 
 namespace {
 constexpr size_t kServerCidLength = 18;
+// addressValidation 'auto': Retry once this many handshakes are in progress (about 6 MiB of them).
+constexpr size_t kRetryThreshold = 100;
 
 std::string CidKey(const uint8_t* data, size_t length) {
   return std::string(reinterpret_cast<const char*>(data), length);
@@ -42,7 +44,8 @@ Napi::Function Engine::Init(Napi::Env env) {
                       InstanceMethod<&Engine::Close>("close"),
                       InstanceMethod<&Engine::GetTicketKeys>("getTicketKeys"),
                       InstanceMethod<&Engine::SetTicketKeys>("setTicketKeys"),
-                      InstanceMethod<&Engine::SetRef>("setRef")});
+                      InstanceMethod<&Engine::SetRef>("setRef"),
+                      InstanceMethod<&Engine::Counters>("counters")});
 }
 
 // new Engine(owner, { ssl?, idleTimeout, handshakeTimeout, maxStreamsBidi, ... }), validated in lib/engine.ts.
@@ -71,6 +74,13 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   } else if (!RandomBytes(reset_secret_, sizeof(reset_secret_))) {
     ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_TLS", "cannot generate the stateless reset secret");
   }
+  validation_.SetKey(reset_secret_, sizeof(reset_secret_));
+  if (options.Get("addressValidation").IsString()) {
+    std::string mode = options.Get("addressValidation").As<Napi::String>();
+    validation_mode_ = mode == "always" ? ValidationMode::kAlways : mode == "never" ? ValidationMode::kNever : ValidationMode::kAuto;
+  }
+  max_connections_ = OptionalNumber(options, "maxConnections", max_connections_);
+  max_handshakes_ = OptionalNumber(options, "maxHandshakes", max_handshakes_);
 
   napi_get_uv_event_loop(env, &loop_);
   async_context_ = std::make_unique<Napi::AsyncContext>(env, "quicket.Engine");
@@ -259,6 +269,7 @@ Napi::Value Engine::Connect(const Napi::CallbackInfo& info) {
   if (options.Get("sessionData").IsTypedArray()) client.session_data = BytesOf(options.Get("sessionData"));
   if (options.Get("transportParams").IsTypedArray()) client.transport_params = BytesOf(options.Get("transportParams"));
   client.early_data = options.Get("earlyData").ToBoolean();
+  if (options.Get("addressToken").IsTypedArray()) client.address_token = BytesOf(options.Get("addressToken"));
 
   Napi::Object object = GetAddonData(env)->connection_constructor.New({});
   Connection* connection = Connection::Unwrap(object);
@@ -320,7 +331,9 @@ void Engine::SendStatelessReset(const uint8_t* dcid, size_t dcidlen, size_t rece
   if (!RandomBytes(random, random_length)) return;
   uint8_t packet[kMaxReset];
   ngtcp2_ssize n = ngtcp2_pkt_write_stateless_reset2(packet, sizeof(packet), &token, random, random_length);
-  if (n > 0) socket_->SendBatch(packet, static_cast<size_t>(n), static_cast<size_t>(n), remote);
+  if (n <= 0) return;
+  resets_sent_++;
+  SendStateless(packet, static_cast<size_t>(n), remote);
 }
 
 // Only a refused port ends connections, and only client connections still handshaking with it
@@ -333,16 +346,45 @@ void Engine::OnDestinationError(const sockaddr* destination, int error) {
   }
 }
 
+// A new client's Initial. Address validation first (RFC 9000 8.1): with a token that proves the
+// address, or when Retry is not called for, the caps decide; a refused client hears so at once
+// (CONNECTION_CLOSE with CONNECTION_REFUSED) instead of timing out.
 void Engine::Accept(const uint8_t* data, size_t length, const sockaddr* remote) {
   ngtcp2_pkt_hd header;
   if (ngtcp2_accept(&header, data, length) != 0) return;  // not an acceptable Initial: drop
+  uint8_t packet[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+  ValidatedAddress validated;
+  switch (validation_.Check(header, remote, &validated)) {
+    case AddressValidation::Verdict::kInvalidRetryToken:
+      SendStateless(packet, AddressValidation::WriteRefusal(header, NGTCP2_INVALID_TOKEN, "invalid Retry token", packet, sizeof(packet)), remote);
+      return;
+    case AddressValidation::Verdict::kNoToken:
+      // 'auto' asks for proof only under load: a Retry costs honest clients a round trip.
+      if (validation_mode_ == ValidationMode::kAlways ||
+          (validation_mode_ == ValidationMode::kAuto && handshaking_.size() >= kRetryThreshold)) {
+        size_t n = validation_.WriteRetry(header, remote, packet, sizeof(packet));
+        if (n > 0) retries_sent_++;
+        SendStateless(packet, n, remote);
+        return;
+      }
+      break;
+    case AddressValidation::Verdict::kValidated:
+      break;
+  }
+  if (handshaking_.size() >= max_handshakes_ || servers_.size() >= max_connections_) {
+    connections_refused_++;
+    SendStateless(packet, AddressValidation::WriteRefusal(header, NGTCP2_CONNECTION_REFUSED, "server busy", packet, sizeof(packet)), remote);
+    return;
+  }
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
   Napi::Object object = GetAddonData(env)->connection_constructor.New({});
   Connection* connection = Connection::Unwrap(object);
   connections_.emplace(connection, Napi::Persistent(object));
+  servers_.insert(connection);
+  handshaking_.insert(connection);
   std::string error = connection->InitServer(this, ssl_, ticket_policy_, socket_->local_address(), remote,
-                                             header, transport_, want_keylog_);
+                                             header, validated, transport_, want_keylog_);
   if (!error.empty()) {
     connection->Terminate();
     return;
@@ -350,6 +392,22 @@ void Engine::Accept(const uint8_t* data, size_t length, const sockaddr* remote) 
   connection->Receive(data, length, socket_->local_address(), remote);
   // Garbage that merely looks like an Initial never decrypts: forget it without telling JS.
   if (!connection->peer_verified()) connection->Terminate();
+}
+
+void Engine::SendStateless(const uint8_t* packet, size_t length, const sockaddr* remote) {
+  if (length > 0 && socket_) socket_->SendBatch(packet, length, length, remote);
+}
+
+// counters() -> { connections, handshakes, retriesSent, connectionsRefused, statelessResetsSent }
+Napi::Value Engine::Counters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("connections", static_cast<double>(servers_.size()));
+  result.Set("handshakes", static_cast<double>(handshaking_.size()));
+  result.Set("retriesSent", static_cast<double>(retries_sent_));
+  result.Set("connectionsRefused", static_cast<double>(connections_refused_));
+  result.Set("statelessResetsSent", static_cast<double>(resets_sent_));
+  return result;
 }
 
 void Engine::AddConnectionId(const ngtcp2_cid& cid, Connection* connection) {
@@ -362,6 +420,8 @@ void Engine::Forget(Connection* connection) {
   dirty_.erase(connection);
   with_events_.erase(connection);
   clients_.erase(connection);
+  servers_.erase(connection);
+  handshaking_.erase(connection);
   for (auto it = routes_.begin(); it != routes_.end();) {
     it = it->second == connection ? routes_.erase(it) : std::next(it);
   }

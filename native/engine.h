@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common.h"
+#include "quic/address_validation.h"
 #include "quic/connection.h"
 #include "ssl_config.h"
 #include "net/udp_socket.h"
@@ -36,6 +37,9 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   void MarkHasEvents(Connection* connection);
   // The connection has released its state; forget every route and reference to it.
   void Forget(Connection* connection);
+  // A server connection's handshake completed: it no longer counts against maxHandshakes.
+  void HandshakeCompleted(Connection* connection) { handshaking_.erase(connection); }
+  const AddressValidation& address_validation() const { return validation_; }
   void SendBatch(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote);
   // Scratch space for one GSO batch; flushes run one at a time, so connections share it.
   static constexpr size_t kSendBufferSize = 64 * 1024;
@@ -60,6 +64,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   Napi::Value GetTicketKeys(const Napi::CallbackInfo& info);
   void SetTicketKeys(const Napi::CallbackInfo& info);
   void SetRef(const Napi::CallbackInfo& info);
+  Napi::Value Counters(const Napi::CallbackInfo& info);
 
   Napi::Object AddressObject(Napi::Env env);
   int EnsureBound();
@@ -68,6 +73,8 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   // Closes a socket that failed to bind or start; the engine stays usable.
   void DiscardSocket();
   void Accept(const uint8_t* data, size_t length, const sockaddr* remote);
+  // Answers an Initial without creating a connection (Retry, or CONNECTION_CLOSE).
+  void SendStateless(const uint8_t* packet, size_t length, const sockaddr* remote);
   void SendStatelessReset(const uint8_t* dcid, size_t dcidlen, size_t received, const sockaddr* remote);
   void DigestTransportSettings();
   static void OnCheck(uv_check_t* check);
@@ -99,12 +106,23 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   ServerTicketPolicy ticket_policy_;
   TransportOptions transport_;
   uint8_t reset_secret_[32];
+  // Address validation and caps (lib/engine.ts documents the defaults).
+  enum class ValidationMode { kAuto, kAlways, kNever };
+  ValidationMode validation_mode_ = ValidationMode::kAuto;
+  AddressValidation validation_;
+  uint64_t max_connections_ = 100000;
+  uint64_t max_handshakes_ = 1000;
+  uint64_t retries_sent_ = 0;
+  uint64_t connections_refused_ = 0;
+  uint64_t resets_sent_ = 0;
   uint64_t reset_window_start_ = 0;  // rate limit of stateless resets: this second's count
   uint64_t resets_in_window_ = 0;
   std::unique_ptr<uint8_t[]> send_buffer_{new uint8_t[kSendBufferSize]};
 
   std::unordered_map<std::string, Connection*> routes_;     // CID bytes -> connection
   std::unordered_map<Connection*, Napi::ObjectReference> connections_;
+  std::unordered_set<Connection*> servers_;      // accepted connections (maxConnections)
+  std::unordered_set<Connection*> handshaking_;  // accepted, handshake not complete (maxHandshakes)
   std::unordered_set<Connection*> clients_;  // our client connections: where a stateless reset may be for
   std::unordered_set<Connection*> dirty_;
   std::unordered_set<Connection*> with_events_;

@@ -263,9 +263,9 @@ describe('tickets from an older quicket', () => {
     const server = track(await TestServer.start({ earlyData: true }));
     const client = track(clientEngine());
     const ticket = await fetchTicket(client, server.port);
-    expect(ticket[3]).toBe(3);
+    expect(ticket[3]).toBe(4);
     // Control: the same rebuilding with the current version byte leaves a ticket that resumes.
-    const rebuilt = withVersion(ticket, 3);
+    const rebuilt = withVersion(ticket, 4);
     expect(rebuilt.equals(ticket)).toBe(true);
 
     const old = withVersion(ticket, 2);
@@ -276,7 +276,25 @@ describe('tickets from an older quicket', () => {
     expect(result.resumed).toBe(false);
     expect(result.earlyData).toBe('none');
     expect(result.reply).toEqual(received(data, false));
-    expect(result.tickets[0][3]).toBe(3);
+    expect(result.tickets[0][3]).toBe(4);
+  });
+
+  test('a version-3 envelope (before address tokens) still resumes with 0-RTT', async () => {
+    const server = track(await TestServer.start({ earlyData: true }));
+    const client = track(clientEngine());
+    const ticket = await fetchTicket(client, server.port);
+    // Version 4 ends with a length-prefixed address token before the digest; version 3 had none.
+    const token = decodeTicket(ticket).addressToken;
+    expect(token?.length).toBeGreaterThan(0);
+    const body = ticket.subarray(0, ticket.length - 32 - 2 - token!.length);
+    const v3 = withVersion(Buffer.concat([body, Buffer.alloc(32)]), 3);
+    expect(decodeTicket(v3).addressToken).toBeUndefined();
+    const data = payload(4_000, 15);
+    const result = await exchange(client, server.port, data, { ticket: v3 });
+    expect(result.ticketRejected).toEqual([]);
+    expect(result.resumed).toBe(true);
+    expect(result.earlyData).toBe('accepted');
+    expect(result.reply).toEqual(received(data, true));
   });
 });
 

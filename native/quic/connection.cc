@@ -49,6 +49,7 @@ void Connection::FillCallbacks(ngtcp2_callbacks* callbacks, bool server) {
   } else {
     callbacks->client_initial = ngtcp2_crypto_client_initial_cb;
     callbacks->recv_retry = ngtcp2_crypto_recv_retry_cb;
+    callbacks->recv_new_token = ReceiveNewToken;
   }
   callbacks->recv_crypto_data = ReceiveCryptoData;
   callbacks->encrypt = ngtcp2_crypto_encrypt_cb;
@@ -129,6 +130,10 @@ std::string Connection::StartClient(const ClientOptions& client) {
   FillCallbacks(&callbacks, false);
   ngtcp2_settings settings;
   FillSettings(&settings, transport_, dcid);
+  if (!client.address_token.empty()) {
+    settings.token = reinterpret_cast<const uint8_t*>(client_.address_token.data());
+    settings.tokenlen = client_.address_token.size();
+  }
   ngtcp2_transport_params params;
   FillTransportParams(&params, transport_);
   int rv = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &path_, NGTCP2_PROTO_VER_V1, &callbacks,
@@ -164,7 +169,8 @@ std::string Connection::StartClient(const ClientOptions& client) {
 
 std::string Connection::InitServer(Engine* engine, std::shared_ptr<TlsContext> ssl, const ServerTicketPolicy& tickets,
                                    const sockaddr* local, const sockaddr* remote, const ngtcp2_pkt_hd& initial,
-                                   const TransportOptions& transport, bool want_keylog) {
+                                   const ValidatedAddress& validated, const TransportOptions& transport,
+                                   bool want_keylog) {
   InitCommon(engine, std::move(ssl), local, remote);
   server_ = true;
   tls_ = std::make_unique<TlsSession>(ssl_, &conn_ref_);
@@ -174,10 +180,20 @@ std::string Connection::InitServer(Engine* engine, std::shared_ptr<TlsContext> s
   FillCallbacks(&callbacks, true);
   ngtcp2_settings settings;
   FillSettings(&settings, transport, initial.dcid);
+  // A token that proved the client's address lifts the 3x amplification limit at once.
+  if (validated.token_type != NGTCP2_TOKEN_TYPE_UNKNOWN) {
+    settings.token = initial.token;
+    settings.tokenlen = initial.tokenlen;
+    settings.token_type = validated.token_type;
+  }
   ngtcp2_transport_params params;
   FillTransportParams(&params, transport);
-  params.original_dcid = initial.dcid;
+  params.original_dcid = validated.retried ? validated.original_dcid : initial.dcid;
   params.original_dcid_present = 1;
+  if (validated.retried) {
+    params.retry_scid = initial.dcid;
+    params.retry_scid_present = 1;
+  }
   params.stateless_reset_token_present = 1;
   ngtcp2_crypto_generate_stateless_reset_token(params.stateless_reset_token, engine->reset_secret(), 32, &scid);
   int rv = ngtcp2_conn_server_new(&conn_, &initial.scid, &scid, &path_, initial.version, &callbacks,
@@ -249,8 +265,26 @@ int Connection::HandshakeCompleted(ngtcp2_conn*, void* user) {
   return 0;
 }
 
+// The client keeps the server's newest NEW_TOKEN in the tickets it emits, even those already queued.
+int Connection::ReceiveNewToken(ngtcp2_conn*, const uint8_t* token, size_t tokenlen, void* user) {
+  auto* self = static_cast<Connection*>(user);
+  self->address_token_.assign(reinterpret_cast<const char*>(token), tokenlen);
+  for (events::Event& event : self->events_) {
+    if (auto* ticket = std::get_if<events::Ticket>(&event)) ticket->address_token = self->address_token_;
+  }
+  return 0;
+}
+
 void Connection::OnHandshakeCompleted() {
   state_ = State::kEstablished;
+  if (server_ && engine_) {
+    engine_->HandshakeCompleted(this);
+    // A token for the client's next connection: it skips Retry and the amplification limit.
+    std::string token = engine_->address_validation().MakeNewToken(remote_address());
+    if (!token.empty()) {
+      ngtcp2_conn_submit_new_token(conn_, reinterpret_cast<const uint8_t*>(token.data()), token.size());
+    }
+  }
   for (auto& [id, stream] : streams_) stream->send.Retain(false);
   if (!server_) http3_wanted_ = tls_->alpn() == "h3";
   if (http3_wanted_) StartHttp3();

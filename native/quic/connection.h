@@ -25,6 +25,7 @@
 #include "../application/application.h"
 #include "../streams/stream_table.h"
 #include "../tls/tls_session.h"
+#include "address_validation.h"
 #include "connection_events.h"
 
 namespace quicket {
@@ -48,6 +49,7 @@ struct ClientOptions {
   std::string session_data;       // from a ticket; empty for a full handshake
   std::string transport_params;   // the server's 0-RTT transport parameters from the same ticket
   bool early_data = true;
+  std::string address_token;      // a NEW_TOKEN token from the same ticket: proves our address, skips Retry
   // Every address the server's name resolved to, in the order to try them; the first is where
   // the connection starts. A silent or refusing address gives way to the next (connection_addresses.cc).
   std::vector<sockaddr_storage> addresses;
@@ -66,7 +68,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
                          const ClientOptions& client);
   std::string InitServer(Engine* engine, std::shared_ptr<TlsContext> ssl, const ServerTicketPolicy& tickets,
                          const sockaddr* local, const sockaddr* remote, const ngtcp2_pkt_hd& initial,
-                         const TransportOptions& transport, bool want_keylog);
+                         const ValidatedAddress& validated, const TransportOptions& transport, bool want_keylog);
 
   void SetOwner(Napi::Object owner) { owner_ = Napi::Persistent(owner); }
   // Engine-facing: a datagram for this connection, a flush of pending packets, event delivery.
@@ -154,6 +156,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   static int GetNewConnectionId(ngtcp2_conn* conn, ngtcp2_cid* cid, uint8_t* token, size_t cidlen, void* self);
   static int RemoveConnectionId(ngtcp2_conn* conn, const ngtcp2_cid* cid, void* self);
   static int HandshakeCompleted(ngtcp2_conn* conn, void* self);
+  static int ReceiveNewToken(ngtcp2_conn* conn, const uint8_t* token, size_t tokenlen, void* self);
   static int ReceiveCryptoData(ngtcp2_conn* conn, ngtcp2_encryption_level level, uint64_t offset,
                                const uint8_t* data, size_t datalen, void* self);
   static int StreamOpened(ngtcp2_conn* conn, int64_t stream_id, void* self);
@@ -235,7 +238,8 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   size_t address_index_ = 0;          // into client_.addresses
   uint64_t attempt_started_ = 0;      // when the handshake with the current address began
   bool heard_from_peer_ = false;      // a datagram for this attempt arrived
-  bool stateless_reset_ = false;      // the peer reset the connection (it lost our state)
+  bool stateless_reset_ = false;
+  std::string address_token_;         // client: the server's newest NEW_TOKEN, carried in tickets      // the peer reset the connection (it lost our state)
   bool retried_http3_ = false;
   StreamTable::Map retried_streams_;
   bool want_keylog_ = false;

@@ -58,7 +58,8 @@ void Connection::HandleLibraryError(int error) {
       if (!info.application && peer->error_code != NGTCP2_NO_ERROR) {
         bool tls_alert = (peer->error_code & 0xff00) == NGTCP2_CRYPTO_ERROR;
         // 120 is TLS's no_application_protocol: the peer shares none of our ALPN protocols.
-        info.error_code = !tls_alert                                     ? "ERR_QUIC_TRANSPORT_ERROR"
+        info.error_code = peer->error_code == NGTCP2_CONNECTION_REFUSED  ? "ERR_QUIC_CONNECTION_REFUSED"
+                          : !tls_alert                                     ? "ERR_QUIC_TRANSPORT_ERROR"
                           : peer->error_code == (NGTCP2_CRYPTO_ERROR | 120) ? "ERR_QUIC_ALPN_MISMATCH"
                                                                           : "ERR_QUIC_TLS_ALERT";
         info.error_message = "peer closed the connection with QUIC error " + std::to_string(peer->error_code) +

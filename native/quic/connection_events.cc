@@ -84,6 +84,7 @@ struct Arguments {
     Add(Copy(env, event.transport_params));
     Add(NumberOf(env, event.lifetime_seconds));
     Add(Napi::Boolean::New(env, event.early_data));
+    Add(event.address_token.empty() ? env.Undefined() : Copy(env, event.address_token));
   }
   void operator()(TicketRejected& event) { Add(Napi::String::New(env, event.reason)); }
   void operator()(EarlyDataRejected&) {}

@@ -66,6 +66,7 @@ struct Ticket {
   std::string transport_params;
   uint32_t lifetime_seconds;
   bool early_data;
+  std::string address_token;  // the server's NEW_TOKEN, when one came with or before the ticket
 };
 struct TicketRejected {
   const char* reason;  // 'malformed' | 'refused'

@@ -56,7 +56,7 @@ void Connection::Reopen(StreamTable::Map streams, bool http3) {
 void Connection::OnTicket(std::string session_data, uint32_t lifetime, bool early_data) {
   uint8_t params[256];
   ngtcp2_ssize length = ngtcp2_conn_encode_0rtt_transport_params(conn_, params, sizeof(params));
-  events::Ticket event{std::move(session_data), "", lifetime, early_data};
+  events::Ticket event{std::move(session_data), "", lifetime, early_data, address_token_};
   if (length > 0) event.transport_params.assign(reinterpret_cast<char*>(params), length);
   Queue(std::move(event));
 }
