@@ -83,7 +83,7 @@ class FileDescriptor {
  public:
   explicit FileDescriptor(int fd) : fd_(fd) {}
   ~FileDescriptor() {
-    if (fd_ >= 0) close(fd_);  // also releases this process's flock
+    if (fd_ >= 0) close(fd_);
   }
   FileDescriptor(const FileDescriptor&) = delete;
   FileDescriptor& operator=(const FileDescriptor&) = delete;
@@ -91,6 +91,29 @@ class FileDescriptor {
 
  private:
   int fd_;
+};
+
+// Held while a process formats or checks the file. Unlocked explicitly: closing the descriptor
+// would not release it while the file is mapped (the mapping keeps the open file, and its flock).
+class FileLock {
+ public:
+  explicit FileLock(int fd) : fd_(fd) {
+    int result;
+    do {
+      result = flock(fd_, LOCK_EX);
+    } while (result != 0 && errno == EINTR);
+    locked_ = result == 0;
+  }
+  ~FileLock() {
+    if (locked_) flock(fd_, LOCK_UN);
+  }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  bool locked() const { return locked_; }
+
+ private:
+  int fd_;
+  bool locked_ = false;
 };
 
 std::nullptr_t SystemFailure(SharedReplayStoreError* error, const char* syscall, const std::string& path) {
@@ -137,9 +160,8 @@ std::shared_ptr<SharedReplayStore> SharedReplayStore::Open(const std::string& pa
 
   // Workers starting together format a new file once: under flock, which the kernel releases if
   // its holder dies (the next opener then finds the file still unformatted and formats it).
-  while (flock(file.get(), LOCK_EX) != 0) {
-    if (errno != EINTR) return SystemFailure(error, "flock", path);
-  }
+  FileLock file_lock(file.get());
+  if (!file_lock.locked()) return SystemFailure(error, "flock", path);
   if (fstat(file.get(), &info) != 0) return SystemFailure(error, "fstat", path);
   bool fresh = info.st_size == 0;
   if (!fresh && static_cast<uint64_t>(info.st_size) != kFileSize) {
