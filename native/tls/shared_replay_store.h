@@ -13,6 +13,10 @@
 // others. The only lock is flock() while a process opens and, for a new file, formats it; the
 // kernel drops it when its holder dies.
 //
+// Time is the host's wall clock, which every worker reads: an entry expires for all of them at
+// once. (An Admit() given a clock reading already a window old could miss an entry the others have
+// let expire meanwhile; the handshake reads the clock just before calling it.)
+//
 // Ownership: Open() hands out shared_ptrs; stores of one file within a process share one mapping,
 // unmapped when the last TlsContext or engine policy using it goes.
 #pragma once
