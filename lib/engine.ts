@@ -18,7 +18,7 @@ import {
   invalidArgType,
   invalidArgValue,
 } from './errors';
-import { checkTicketKeys, kNativeSsl, SslConfig } from './ssl-config';
+import { checkAntiReplayStore, checkTicketKeys, kNativeSsl, SslConfig } from './ssl-config';
 import { debug } from './debug';
 import { decodeTicket, TicketContents } from './ticket';
 import { TicketStore } from './ticket-store';
@@ -30,6 +30,12 @@ import { TicketStore } from './ticket-store';
 export interface EngineOptions {
   /** Server credentials and policy; also the default for connect(). */
   ssl?: SslConfig;
+  /**
+   * A replay-store file shared by every process that names it (see
+   * {@link SslConfigOptions.antiReplayStore}); for the connections this engine accepts, it
+   * overrides its SslConfig's. Default: the SslConfig's store.
+   */
+  antiReplayStore?: string;
   /**
    * Share the UDP port with other processes (SO_REUSEPORT, the kernel balancing clients between
    * them; default false). Where it cannot (`socketFeatures.reusePort` false), listen() rejects with
@@ -230,7 +236,8 @@ export class Engine extends EventEmitter {
   /**
    * Makes an engine; nothing is bound until listen() or the first connect(). Throws
    * `ERR_INVALID_ARG_TYPE` for an option of the wrong type, `ERR_OUT_OF_RANGE` for a number out of
-   * its range, and `ERR_INVALID_ARG_VALUE` for a `qlogDir` that is not an existing directory.
+   * its range, `ERR_INVALID_ARG_VALUE` for a `qlogDir` that is not an existing directory, and
+   * `ERR_QUIC_ANTI_REPLAY_STORE` when the `antiReplayStore` file cannot be used (as in SslConfig).
    */
   constructor(options: EngineOptions = {}) {
     super();
@@ -239,6 +246,7 @@ export class Engine extends EventEmitter {
       addressValidation, maxConnections, maxHandshakes } = options;
     if (ssl !== undefined && !(ssl instanceof SslConfig)) throw invalidArgType('options.ssl', 'an SslConfig', ssl);
     checkOptionalBoolean('options.reusePort', reusePort);
+    const antiReplayStore = checkAntiReplayStore('options.antiReplayStore', options.antiReplayStore);
     checkOptionalInteger('options.idleTimeout', idleTimeout, 1, 3600000);
     checkOptionalInteger('options.handshakeTimeout', handshakeTimeout, 1, 3600000);
     checkOptionalInteger('options.maxStreamsBidi', maxStreamsBidi, 0, 1 << 30);
@@ -273,6 +281,7 @@ export class Engine extends EventEmitter {
     });
     this.#native = new binding.Engine(this, {
       ssl: ssl?.[kNativeSsl],
+      antiReplayStore,
       idleTimeout,
       handshakeTimeout,
       maxStreamsBidi,

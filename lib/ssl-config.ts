@@ -1,6 +1,7 @@
 // SslConfig: certificates, ALPN, ticket keys and 0-RTT policy, loaded into OpenSSL once and shared
 // by every connection that uses it.
 import fs from 'node:fs';
+import path from 'node:path';
 import tls from 'node:tls';
 
 import { binding } from './binding';
@@ -44,6 +45,17 @@ export interface SslConfigOptions {
    */
   antiReplayWindow?: number;
   /**
+   * Server: a file that holds the replay store, shared by every process and SslConfig that names
+   * the same file, so the workers of a `reusePort` cluster on one host accept a captured 0-RTT
+   * flight at most once between them (by default each process has its own store, and a replay
+   * can be accepted once per process). Created with mode 0600 if missing (about 5 MiB, best on a
+   * memory file system such as `/dev/shm`); a file of any other format is refused, never
+   * overwritten. Consulted without locks, so a worker that dies never blocks the others. One host
+   * only: see README "0-RTT and replay" for clusters across hosts. An Engine's own
+   * `antiReplayStore` overrides this one for the connections it accepts.
+   */
+  antiReplayStore?: string;
+  /**
    * Key-exchange groups, colon-separated, like node:tls's `ecdhCurve`. Default: the client sends an
    * X25519 key share (one Initial datagram); the server also accepts the post-quantum hybrid
    * X25519MLKEM768. `'X25519MLKEM768:X25519'` makes a client offer the hybrid first.
@@ -60,6 +72,14 @@ export const TICKET_KEYS_LENGTH = 48;
 export const DEFAULT_ANTI_REPLAY_WINDOW = 15000;
 export const MIN_ANTI_REPLAY_WINDOW = 11000;
 export const kNativeSsl = Symbol('quicket.nativeSsl');
+
+/** @internal Checks an `antiReplayStore` path; answers it absolute (undefined when not given). */
+export function checkAntiReplayStore(name: string, file: unknown): string | undefined {
+  if (file === undefined) return undefined;
+  if (typeof file !== 'string') throw invalidArgType(name, 'a string (a file path)', file);
+  if (file.length === 0) throw invalidArgValue(name, 'must name a file');
+  return path.resolve(file);
+}
 
 /** @internal Checks a ticket key or ring of keys (newest first); answers the ring. */
 export function checkTicketKeys(name: string, keys: unknown): Buffer[] {
@@ -120,7 +140,9 @@ export class SslConfig {
    * to 255 bytes, `cert` without `key` (or the reverse), a ticket key that is not 48 bytes, a
    * `ticketSecret` under 16 bytes or an unknown `ecdhCurve` group; `ERR_OUT_OF_RANGE` for
    * `ticketLifetime` (1 to 604800 s) or `antiReplayWindow` (11000 to 604800000 ms) out of range;
-   * and `ERR_QUIC_INVALID_CERTIFICATE` when OpenSSL cannot load `cert`, `key` or `ca`.
+   * `ERR_QUIC_INVALID_CERTIFICATE` when OpenSSL cannot load `cert`, `key` or `ca`; and
+   * `ERR_QUIC_ANTI_REPLAY_STORE` (with `path`, and `syscall` and `errno` for a system failure) when
+   * the `antiReplayStore` file cannot be opened or mapped, or is not a replay store.
    */
   constructor(options: SslConfigOptions) {
     checkObject('options', options);
@@ -146,6 +168,7 @@ export class SslConfig {
     checkOptionalInteger('options.ticketLifetime', ticketLifetime, 1, 604800);
     checkOptionalInteger('options.antiReplayWindow', antiReplayWindow, MIN_ANTI_REPLAY_WINDOW, 604800000);
     checkOptionalString('options.ecdhCurve', ecdhCurve);
+    const antiReplayStore = checkAntiReplayStore('options.antiReplayStore', options.antiReplayStore);
     const { ticketSecret } = options;
     if (ticketSecret !== undefined) {
       if (!Buffer.isBuffer(ticketSecret)) throw invalidArgType('options.ticketSecret', 'a Buffer', ticketSecret);
@@ -168,6 +191,7 @@ export class SslConfig {
       ticketLifetime: ticketLifetime ?? 7200,
       earlyData: earlyData ?? false,
       antiReplayWindow: antiReplayWindow ?? DEFAULT_ANTI_REPLAY_WINDOW,
+      antiReplayStore,
       ecdhCurve,
     });
   }

@@ -58,6 +58,10 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
     ticket_policy_.keys = ssl->ticket_keys();
     ssl_object_ = Napi::Persistent(options.Get("ssl").As<Napi::Object>());
   }
+  // The engine's antiReplayStore overrides its SslConfig's for the connections it accepts.
+  if (options.Get("antiReplayStore").IsString()) {
+    ticket_policy_.replay_store = SslConfig::OpenReplayStore(env, options.Get("antiReplayStore").As<Napi::String>());
+  }
   transport_.idle_timeout_ms = OptionalNumber(options, "idleTimeout", transport_.idle_timeout_ms);
   transport_.handshake_timeout_ms = OptionalNumber(options, "handshakeTimeout", transport_.handshake_timeout_ms);
   transport_.max_streams_bidi = OptionalNumber(options, "maxStreamsBidi", transport_.max_streams_bidi);

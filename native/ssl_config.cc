@@ -1,5 +1,7 @@
 #include "ssl_config.h"
 
+#include "tls/shared_replay_store.h"
+
 namespace quicket {
 
 namespace {
@@ -41,6 +43,9 @@ SslConfig::SslConfig(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SslConfi
   tls.early_data = options.Get("earlyData").ToBoolean();
   tls.ticket_lifetime = options.Get("ticketLifetime").As<Napi::Number>().Uint32Value();
   tls.anti_replay_window_ms = options.Get("antiReplayWindow").As<Napi::Number>().Int64Value();
+  if (options.Get("antiReplayStore").IsString()) {
+    tls.replay_store = OpenReplayStore(env, options.Get("antiReplayStore").As<Napi::String>());
+  }
 
   TlsContextError error;
   context_ = TlsContext::Make(tls, &error);
@@ -56,6 +61,20 @@ SslConfig::SslConfig(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SslConfi
   }
   ticket_keys_ = TicketKeyRing::Make(KeysOf(options.Get("ticketKeys")));
   if (!ticket_keys_) ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_TLS", "cannot generate a ticket key");
+}
+
+std::shared_ptr<ReplayStore> SslConfig::OpenReplayStore(Napi::Env env, const std::string& path) {
+  SharedReplayStoreError failure;
+  std::shared_ptr<SharedReplayStore> store = SharedReplayStore::Open(path, &failure);
+  if (store) return store;
+  Napi::Error error = MakeCodedError(env, "ERR_QUIC_ANTI_REPLAY_STORE", "antiReplayStore: " + failure.message);
+  error.Set("path", path);
+  if (failure.system_errno != 0) {
+    // Like node:fs's errors: libuv's negative number (on Unix, -errno) and the call that failed.
+    error.Set("errno", Napi::Number::New(env, -failure.system_errno));
+    error.Set("syscall", failure.syscall);
+  }
+  throw error;
 }
 
 SslConfig* SslConfig::FromValue(const Napi::Value& value) {

@@ -22,6 +22,9 @@ class SslConfig : public Napi::ObjectWrap<SslConfig> {
 
   // The 48-byte keys of a JS Buffer or Buffer[] (checked by lib/), newest first.
   static std::vector<std::string> KeysOf(const Napi::Value& value);
+  // `antiReplayStore` (an SslConfig's or an Engine's): the shared store in that file, or a thrown
+  // ERR_QUIC_ANTI_REPLAY_STORE carrying `path` (and `syscall`, `errno` for a system failure).
+  static std::shared_ptr<ReplayStore> OpenReplayStore(Napi::Env env, const std::string& path);
 
  private:
   Napi::Value GetTicketKeys(const Napi::CallbackInfo& info);

@@ -1,6 +1,5 @@
 #include "anti_replay.h"
 
-#include <chrono>
 #include <cstring>
 
 namespace quicket {
@@ -11,11 +10,6 @@ AntiReplay& AntiReplay::ForProcess() {
   // Never destroyed: a Worker may still handshake while the process exits.
   static AntiReplay* store = new AntiReplay();
   return *store;
-}
-
-uint64_t AntiReplay::NowMs() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
 size_t AntiReplay::RandomHash::operator()(const ClientRandom& random) const {
@@ -42,7 +36,7 @@ bool AntiReplay::Admit(const ClientRandom& random, uint64_t window_ms, uint64_t 
 }
 
 bool AntiReplay::Covers(uint64_t ticket_issued_ms, uint64_t window_ms, uint64_t now_ms) const {
-  return ticket_issued_ms >= started_ms_ || now_ms >= started_ms_ + EffectiveWindow(window_ms);
+  return CoversSince(started_ms_, ticket_issued_ms, window_ms, now_ms);
 }
 
 }  // namespace quicket

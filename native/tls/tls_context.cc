@@ -93,9 +93,11 @@ X509_STORE* SharedDefaultStore(const std::vector<std::string>& pems) {
 }  // namespace
 
 TlsContext::TlsContext(const TlsContextOptions& options)
-    : alpn_(options.alpn), anti_replay_window_ms_(AntiReplay::EffectiveWindow(options.anti_replay_window_ms)) {
-  AntiReplay::ForProcess();  // it records from the first SslConfig on
-}
+    : alpn_(options.alpn),
+      anti_replay_window_ms_(AntiReplay::EffectiveWindow(options.anti_replay_window_ms)),
+      // The process's store lives as long as the process: not owned here.
+      replay_store_(options.replay_store ? options.replay_store
+                                         : std::shared_ptr<ReplayStore>(&AntiReplay::ForProcess(), [](ReplayStore*) {})) {}
 
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
@@ -125,7 +127,7 @@ TlsContextError TlsContext::Configure(const TlsContextOptions& options) {
   client_groups_ = options.groups.empty() ? kClientGroups : options.groups;
 
   // Stateless tickets: OpenSSL's own anti-replay would make them single-use per SSL_CTX (breaking
-  // clusters and restarts); quicket's AntiReplay takes its place.
+  // clusters and restarts); quicket's ReplayStore takes its place.
   SSL_CTX_set_options(ctx_, SSL_OP_NO_ANTI_REPLAY | SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (SSL_CTX_set_ciphersuites(ctx_, kCipherSuites) != 1) return {Kind::kLibrary, OpenSslError("cipher suites")};
   if (SSL_CTX_set1_groups_list(ctx_, options.groups.empty() ? kServerGroups : options.groups.c_str()) != 1) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "anti_replay.h"
+#include "replay_store.h"
 
 struct ssl_ctx_st;
 
@@ -25,6 +26,7 @@ struct TlsContextOptions {
   bool early_data = false;
   unsigned ticket_lifetime = 7200;          // seconds
   uint64_t anti_replay_window_ms = AntiReplay::kMinWindowMs;
+  std::shared_ptr<ReplayStore> replay_store;  // `antiReplayStore`; null: the process's AntiReplay
 };
 
 // Why a TlsContext could not be made: the caller maps the kind to its own error codes.
@@ -51,6 +53,7 @@ class TlsContext {
   bool reject_unauthorized() const { return reject_unauthorized_; }
   bool early_data() const { return early_data_; }
   uint64_t anti_replay_window_ms() const { return anti_replay_window_ms_; }
+  ReplayStore& replay_store() const { return *replay_store_; }
   // Keylog lines are formatted by OpenSSL only once some connection asked for them.
   void EnableKeylog();
   // Before the first client session: the default roots, if this context uses them, are attached
@@ -67,6 +70,7 @@ class TlsContext {
   std::vector<std::string> default_roots_;  // until PrepareForClients() attaches them
   std::string client_groups_;
   uint64_t anti_replay_window_ms_;
+  std::shared_ptr<ReplayStore> replay_store_;
   bool has_certificate_ = false;
   bool reject_unauthorized_ = true;
   bool early_data_ = false;

@@ -235,7 +235,7 @@ bool TlsSession::AcceptTicketAppData(const uint8_t* data, size_t length) {
                        memcmp(data + 5, policy_.settings_digest.data(), kSettingsDigestLength) == 0;
   uint64_t issued_ms = GetBigEndian(data + 5 + kSettingsDigestLength, 8);
   early_data_refused_ = !same_settings ||
-                        !AntiReplay::ForProcess().Covers(issued_ms, context_->anti_replay_window_ms(), AntiReplay::NowMs());
+                        !replay_store().Covers(issued_ms, context_->anti_replay_window_ms(), AntiReplay::NowMs());
   return true;
 }
 
@@ -297,9 +297,9 @@ int TlsSession::OnTicketKey(SSL* ssl, unsigned char* key_name, unsigned char* iv
 int TlsSession::OnAllowEarlyData(SSL* ssl, void*) {
   TlsSession* self = From(ssl);
   if (!self || self->early_data_refused_) return 0;
-  AntiReplay::ClientRandom random;
+  ReplayStore::ClientRandom random;
   if (SSL_get_client_random(ssl, random.data(), random.size()) != random.size()) return 0;
-  return AntiReplay::ForProcess().Admit(random, self->context_->anti_replay_window_ms(), AntiReplay::NowMs()) ? 1 : 0;
+  return self->replay_store().Admit(random, self->context_->anti_replay_window_ms(), AntiReplay::NowMs()) ? 1 : 0;
 }
 
 // A ClientHello without QUIC transport parameters is not QUIC (RFC 9001 §8.2).

@@ -33,6 +33,7 @@ namespace quicket {
 struct ServerTicketPolicy {
   std::shared_ptr<const TicketKeyRing> keys;
   std::string settings_digest;
+  std::shared_ptr<ReplayStore> replay_store;  // the engine's `antiReplayStore`; null: the TlsContext's
 };
 
 class TlsSession {
@@ -78,6 +79,8 @@ class TlsSession {
   static void InstallKeylog(ssl_ctx_st* ctx);
 
  private:
+  // Where this server session records the ClientHellos it lets send 0-RTT.
+  ReplayStore& replay_store() const { return policy_.replay_store ? *policy_.replay_store : context_->replay_store(); }
   static TlsSession* From(const ssl_st* ssl);
   std::string Create();
   void OnNewSession(ssl_session_st* session);
