@@ -426,8 +426,10 @@ void Engine::Forget(Connection* connection) {
   clients_.erase(connection);
   servers_.erase(connection);
   handshaking_.erase(connection);
-  for (auto it = routes_.begin(); it != routes_.end();) {
-    it = it->second == connection ? routes_.erase(it) : std::next(it);
+  // Only its own IDs: walking every route made N connections closing together cost O(N^2).
+  for (const ngtcp2_cid& cid : connection->connection_ids()) {
+    auto route = routes_.find(CidKey(cid.data, cid.datalen));
+    if (route != routes_.end() && route->second == connection) routes_.erase(route);
   }
   connections_.erase(connection);
 }

@@ -77,6 +77,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   // a stateless reset for it (ngtcp2 checks the token; anything else is dropped unseen).
   bool ReceiveUnrouted(const uint8_t* data, size_t length, const sockaddr* local, const sockaddr* remote);
   bool is_client() const { return !server_; }
+  const std::vector<ngtcp2_cid>& connection_ids() const { return cids_; }
   void Flush();
   void DeliverEvents(Napi::Env env);
   bool has_events() const { return !events_.empty(); }
