@@ -80,8 +80,12 @@ export interface InitialPacket {
   rest: Buffer;
 }
 
-/** Opens the first packet of a datagram if it is a client Initial; undefined otherwise. */
-export function openInitial(datagram: Buffer): InitialPacket | undefined {
+/**
+ * Opens the first packet of a datagram if it is a client Initial; undefined otherwise. A server's
+ * Initial opens with `keys` = initialKeys(the client's original DCID, 'server') (its own DCID is
+ * the client's SCID, so the keys cannot come from its header).
+ */
+export function openInitial(datagram: Buffer, keys?: InitialKeys): InitialPacket | undefined {
   try {
     if ((datagram[0] & 0xf0) !== 0xc0) return undefined; // long header, fixed bit, type Initial
     const version = datagram.readUInt32BE(1);
@@ -95,7 +99,7 @@ export function openInitial(datagram: Buffer): InitialPacket | undefined {
     const [length, pnOffset] = readVarint(datagram, afterTokenLength + tokenLength);
     const end = pnOffset + length;
     if (end > datagram.length) return undefined;
-    const keys = initialKeys(Buffer.from(dcid));
+    keys ??= initialKeys(Buffer.from(dcid));
     const mask = headerProtectionMask(keys.hp, datagram.subarray(pnOffset + 4, pnOffset + 20));
     const header = Buffer.from(datagram.subarray(0, pnOffset + 4));
     header[0] ^= mask[0] & 0x0f;
