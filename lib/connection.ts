@@ -9,6 +9,8 @@ import {
   kOnHandshake,
   kOnHeaders,
   kOnKeylog,
+  kOnMigrationFailed,
+  kOnPathChange,
   kOnResumed,
   kOnStreamClose,
   kOnStreamData,
@@ -118,6 +120,30 @@ export interface CloseInfo {
  */
 export type TicketRejectedReason = 'malformed' | 'expired' | 'mismatch' | 'refused';
 
+/**
+ * What 'pathChange' carries: the path the connection uses now and the one it used before. On a
+ * server, the client's address changed (NAT rebinding, or the client migrated); on a client, its
+ * own {@link Connection.migrate} moved it to a new local port.
+ */
+export interface PathChangeInfo {
+  /** The peer's IP address now (what `connection.remoteAddress` says from now on). */
+  remoteAddress: string;
+  /** The peer's UDP port now (`connection.remotePort`). */
+  remotePort: number;
+  /** The peer's IP address before the change. */
+  previousRemoteAddress: string;
+  /** The peer's UDP port before the change. */
+  previousRemotePort: number;
+  /** The local address now (`connection.localAddress`). */
+  localAddress: string;
+  /** The local UDP port now (`connection.localPort`). */
+  localPort: number;
+  /** The local address before the change. */
+  previousLocalAddress: string;
+  /** The local UDP port before the change. */
+  previousLocalPort: number;
+}
+
 /** The events of {@link Connection} and their listener arguments, for the typed `on`/`once`/`off`. */
 export interface ConnectionEvents {
   /** The handshake completed. */
@@ -132,6 +158,11 @@ export interface ConnectionEvents {
   ticketRejected: [reason: TicketRejectedReason];
   /** A TLS secret as an NSS key log line (ending in `'\n'`), for Wireshark. */
   keylog: [line: Buffer];
+  /**
+   * The connection moved to a new path, validated by the peer's PATH_RESPONSE: on a server, the
+   * client's address or port changed (NAT rebinding); on a client, after {@link Connection.migrate}.
+   */
+  pathChange: [info: PathChangeInfo];
   /** The connection is closed; always the last event. */
   close: [info: CloseInfo];
   /** The connection failed; emitted before 'close', and only while someone listens. */
@@ -181,6 +212,10 @@ export const kHeadersEvent = Symbol('quicket.headers');
  *   is resent after the handshake, without the application doing anything.
  * - `'keylog'` `(line: Buffer)`: a TLS secret as an NSS key log line (ending in `'\n'`), like
  *   tls.TLSSocket's; on a client, listen in the tick of connect() to get every line.
+ * - `'pathChange'` `(info: PathChangeInfo)`: the connection uses a new path, once the peer proved
+ *   it answers there: on a server, the client's address or port changed mid-connection (NAT
+ *   rebinding) and nothing was lost; on a client, {@link Connection.migrate} moved it.
+ *   `remoteAddress`/`remotePort` (and `localPort`) follow the new path.
  * - `'close'` `(info: CloseInfo)`: the connection is closed, cleanly or not; always emitted, last.
  * - `'error'` `(error: CodedError)`: the connection failed (a TLS or transport error, a timeout,
  *   a failed name lookup, destroy(error)); emitted just before 'close' and only while someone listens, so an unlistened
@@ -215,6 +250,7 @@ export class Connection extends EventEmitter {
   #closeWaiters: Array<() => void> = [];
   #onClosed: (connection: Connection) => void;
   #ticketSecret?: Buffer;
+  #migration?: { port: number; resolve: (info: PathChangeInfo) => void; reject: (error: Error) => void };
 
   /** @internal Created by Engine; applications use engine.connect() or the 'connection' event. */
   constructor(
@@ -342,7 +378,10 @@ export class Connection extends EventEmitter {
   get remoteAddress(): string | undefined {
     return this.#addressesNow()?.remote.address;
   }
-  /** The peer's UDP port (like socket.remotePort): on a client, connect()'s `port`. */
+  /**
+   * The peer's UDP port (like socket.remotePort): on a client, connect()'s `port`. On a server it
+   * follows the client to a new address or port ('pathChange').
+   */
   get remotePort(): number | undefined {
     return this.#addressesNow()?.remote.port ?? this[kTargetPort];
   }
@@ -354,7 +393,7 @@ export class Connection extends EventEmitter {
   get localAddress(): string | undefined {
     return this.#addressesNow()?.local.address;
   }
-  /** The UDP port of the engine's socket this connection uses (like socket.localPort). */
+  /** The UDP port this connection uses (like socket.localPort): the engine's socket's, or after migrate() its own. */
   get localPort(): number | undefined {
     return this.#addressesNow()?.local.port;
   }
@@ -366,6 +405,36 @@ export class Connection extends EventEmitter {
   stats(): ConnectionStats {
     if (!this.#native) return emptyStats();
     return this.#native.stats();
+  }
+
+  /**
+   * Client: moves the connection to a new local UDP port, as a device that changed networks would
+   * (RFC 9000 9.2). The engine opens a socket of its own for it (on the address of the engine's
+   * socket); the connection moves there at once (as soon as the handshake is confirmed) and asks the
+   * server to answer there (PATH_CHALLENGE). Streams and their data carry on; nothing has to be
+   * written again. Resolves with the 'pathChange' info once the server answered on the new path.
+   * Rejects with `ERR_QUIC_MIGRATION` (a server connection, a handshake not yet complete, a
+   * migration already under way), `ERR_QUIC_MIGRATION_FAILED` (no answer on the new path, no spare
+   * connection ID from the server, or a server that disabled migration: the connection is back on
+   * its previous path), or the connection's error if it closes first. The previous socket, unless
+   * it is the engine's, closes once the move is confirmed; the new one closes when the connection
+   * moves on or ends, or with the engine.
+   */
+  migrate(): Promise<PathChangeInfo> {
+    if (this.#closed) return Promise.reject(closedError('connection'));
+    if (this.#server) return Promise.reject(codedError('ERR_QUIC_MIGRATION', 'only a client connection can migrate'));
+    if (!this.#native || !this.#info) return Promise.reject(codedError('ERR_QUIC_MIGRATION', 'the handshake has not completed yet'));
+    if (this.#migration) return Promise.reject(codedError('ERR_QUIC_MIGRATION', 'a migration is already in progress'));
+    let local: NativeAddress;
+    try {
+      local = this.#native.migrate();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    debug('%s: migrating to local port %d', this.#label, local.port);
+    return new Promise<PathChangeInfo>((resolve, reject) => {
+      this.#migration = { port: local.port, resolve, reject };
+    });
   }
 
   /**
@@ -576,6 +645,25 @@ export class Connection extends EventEmitter {
     this.emit('keylog', line);
   }
   /** @internal */
+  [kOnPathChange](info: PathChangeInfo): void {
+    this.#addresses = this.#native.addresses();
+    if (debug.enabled) {
+      debug('%s: path changed: peer %s:%d -> %s:%d, local port %d -> %d', this.#label, info.previousRemoteAddress,
+        info.previousRemotePort, info.remoteAddress, info.remotePort, info.previousLocalPort, info.localPort);
+    }
+    const migration = this.#migration;
+    if (migration && migration.port === info.localPort) this.#migration = undefined;
+    this.emit('pathChange', info);
+    if (migration && migration.port === info.localPort) migration.resolve(info);
+  }
+  /** @internal */
+  [kOnMigrationFailed](error: CodedError): void {
+    debug('%s: migration failed: %s', this.#label, error.message);
+    const migration = this.#migration;
+    this.#migration = undefined;
+    migration?.reject(error);
+  }
+  /** @internal */
   [kOnClose](info: CloseInfo): void {
     this.#finish(info);
   }
@@ -635,6 +723,10 @@ export class Connection extends EventEmitter {
     this.#pendingStreams.clear();
     if (!this.#info) {
       this.#rejectHandshake(info.error ?? codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed before the handshake completed'));
+    }
+    if (this.#migration) {
+      this.#migration.reject(info.error ?? codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed before the migration completed'));
+      this.#migration = undefined;
     }
     this.#onClosed(this);
     try {

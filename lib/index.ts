@@ -2,7 +2,7 @@
 export { Engine } from './engine';
 export type { EngineOptions, EngineEvents, EngineStats, AddressValidationMode, ListenOptions, ConnectOptions, AddressInfo, LookupFunction } from './engine';
 export { Connection } from './connection';
-export type { HandshakeInfo, CloseInfo, CloseOptions, ConnectionStats, EarlyDataState, TicketRejectedReason, ConnectionEvents } from './connection';
+export type { HandshakeInfo, CloseInfo, CloseOptions, ConnectionStats, EarlyDataState, TicketRejectedReason, ConnectionEvents, PathChangeInfo } from './connection';
 export { Stream } from './stream';
 export type { StreamOptions } from './stream';
 export { SslConfig } from './ssl-config';

@@ -1,7 +1,7 @@
 // The events native code delivers to a Connection, one function per kind (see
 // native/quic/connection_events.h, which lists the same kinds). Connection implements each under
 // its symbol; lib/binding.ts hands native code one small function per kind that calls it.
-import type { CloseInfo, HandshakeInfo, TicketRejectedReason } from './connection';
+import type { CloseInfo, HandshakeInfo, PathChangeInfo, TicketRejectedReason } from './connection';
 import type { CodedError } from './errors';
 
 export const kOnHandshake: unique symbol = Symbol('quicket.onHandshake');
@@ -18,6 +18,8 @@ export const kOnTicket: unique symbol = Symbol('quicket.onTicket');
 export const kOnTicketRejected: unique symbol = Symbol('quicket.onTicketRejected');
 export const kOnEarlyDataRejected: unique symbol = Symbol('quicket.onEarlyDataRejected');
 export const kOnKeylog: unique symbol = Symbol('quicket.onKeylog');
+export const kOnPathChange: unique symbol = Symbol('quicket.onPathChange');
+export const kOnMigrationFailed: unique symbol = Symbol('quicket.onMigrationFailed');
 export const kOnClose: unique symbol = Symbol('quicket.onClose');
 
 /** @internal What a Connection owner must implement to hear from native code. */
@@ -40,6 +42,10 @@ export interface NativeConnectionEvents {
   [kOnTicketRejected](reason: TicketRejectedReason): void;
   [kOnEarlyDataRejected](): void;
   [kOnKeylog](line: Buffer): void;
+  /** The connection uses a new, validated path (the peer moved, or migrate() moved us). */
+  [kOnPathChange](info: PathChangeInfo): void;
+  /** migrate()'s new path did not validate; the connection stays on its path. */
+  [kOnMigrationFailed](error: CodedError): void;
   [kOnClose](info: CloseInfo): void;
 }
 
@@ -62,5 +68,7 @@ export const nativeEventCallbacks = {
   ticketRejected: (owner: Owner, reason: TicketRejectedReason) => owner[kOnTicketRejected](reason),
   earlyDataRejected: (owner: Owner) => owner[kOnEarlyDataRejected](),
   keylog: (owner: Owner, line: Buffer) => owner[kOnKeylog](line),
+  pathChange: (owner: Owner, info: PathChangeInfo) => owner[kOnPathChange](info),
+  migrationFailed: (owner: Owner, error: CodedError) => owner[kOnMigrationFailed](error),
   close: (owner: Owner, info: CloseInfo) => owner[kOnClose](info),
 };

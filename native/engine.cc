@@ -421,6 +421,7 @@ void Engine::AddConnectionId(const ngtcp2_cid& cid, Connection* connection) {
 void Engine::RemoveConnectionId(const ngtcp2_cid& cid) { routes_.erase(CidKey(cid.data, cid.datalen)); }
 
 void Engine::Forget(Connection* connection) {
+  ClosePathSockets(connection, nullptr);
   dirty_.erase(connection);
   with_events_.erase(connection);
   clients_.erase(connection);
@@ -537,6 +538,7 @@ void Engine::CloseHandles() {
     socket_ = nullptr;
     socket->Close(owner ? std::function<void()>([this] { HandleClosed(); }) : nullptr);
   }
+  ClosePathSockets(nullptr, nullptr);
 }
 
 // When the last handle is closed, close() resolves and the engine may be collected.

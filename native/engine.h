@@ -24,6 +24,23 @@
 
 namespace quicket {
 
+class Engine;
+
+// A socket of its own for a client connection that migrated (connection.migrate(), engine_paths.cc):
+// bound to the engine socket's address on a new port, it receives for that connection only.
+class PathSocket : public UdpSocket::Receiver {
+ public:
+  PathSocket(Engine* engine, Connection* owner) : engine_(engine), owner_(owner) {}
+  void OnDatagram(const uint8_t* data, size_t length, const sockaddr* remote) override;
+  // ICMP errors on a path are ignored, as on an established connection's (OnDestinationError).
+  void OnDestinationError(const sockaddr*, int) override {}
+
+  Engine* engine_;
+  Connection* owner_;
+  UdpSocket* socket_ = nullptr;
+  bool closed_ = false;  // closing: what it still reads is dropped
+};
+
 class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
  public:
   static Napi::Function Init(Napi::Env env);
@@ -41,6 +58,14 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   void HandshakeCompleted(Connection* connection) { handshaking_.erase(connection); }
   const AddressValidation& address_validation() const { return validation_; }
   void SendBatch(const uint8_t* data, size_t length, size_t segment, const sockaddr* remote);
+  // engine_paths.cc: sockets for migrated client connections. SendOnPath sends from the socket
+  // bound to path.local (the engine's own, or a connection's path socket).
+  void SendOnPath(const uint8_t* data, size_t length, size_t segment, const ngtcp2_path& path);
+  // Opens a socket for `owner` on a new port; 0 (and *local is its address) or a libuv error code.
+  int OpenPathSocket(Connection* owner, const sockaddr** local);
+  // Closes `owner`'s path sockets but the one bound to `keep` (null: all of them).
+  void ClosePathSockets(Connection* owner, const sockaddr* keep);
+  void ReceiveOnPath(PathSocket* path, const uint8_t* data, size_t length, const sockaddr* remote);
   // Scratch space for one GSO batch; flushes run one at a time, so connections share it.
   static constexpr size_t kSendBufferSize = 64 * 1024;
   uint8_t* send_buffer() { return send_buffer_.get(); }
@@ -126,6 +151,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   std::unordered_set<Connection*> clients_;  // our client connections: where a stateless reset may be for
   std::unordered_set<Connection*> dirty_;
   std::unordered_set<Connection*> with_events_;
+  std::vector<PathSocket*> path_sockets_;  // each freed by its socket's close callback
   std::unique_ptr<Napi::AsyncContext> async_context_;
   Napi::ObjectReference owner_;
 };

@@ -59,6 +59,9 @@ void Connection::FillCallbacks(ngtcp2_callbacks* callbacks, bool server) {
   callbacks->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
   callbacks->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
   callbacks->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+  callbacks->begin_path_validation = BeginPathValidation;
+  callbacks->path_validation = PathValidation;
+  callbacks->handshake_confirmed = HandshakeConfirmed;
   callbacks->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
   callbacks->rand = Rand;
   callbacks->get_new_connection_id = GetNewConnectionId;
@@ -108,6 +111,9 @@ void Connection::FillTransportParams(ngtcp2_transport_params* params, const Tran
   params->initial_max_streams_bidi = transport.max_streams_bidi;
   params->initial_max_streams_uni = transport.max_streams_uni;
   params->max_idle_timeout = transport.idle_timeout_ms * NGTCP2_MILLISECONDS;
+  // Spare connection IDs for the peer: each path change uses a fresh one, and a client whose
+  // migration failed needs another to go back before the peer could replace the first.
+  params->active_connection_id_limit = 8;
 }
 
 std::string Connection::InitClient(Engine* engine, std::shared_ptr<TlsContext> ssl, const sockaddr* local,
@@ -321,6 +327,7 @@ void Connection::Receive(const uint8_t* data, size_t length, const sockaddr* loc
     HandleLibraryError(rv);
     return;
   }
+  SyncPath();
   MarkDirty();
 }
 
@@ -372,7 +379,9 @@ class PacketBatch : public Application::PacketSink {
  public:
   PacketBatch(ngtcp2_conn* conn, Engine* engine, ngtcp2_path_storage* ps, uint64_t ts)
       : conn_(conn), engine_(engine), ps_(ps), ts_(ts), batch_(engine->send_buffer()),
-        packet_size_(ngtcp2_conn_get_max_tx_udp_payload_size(conn)) {}
+        packet_size_(ngtcp2_conn_get_max_tx_udp_payload_size(conn)) {
+    ngtcp2_path_storage_zero(&batch_path_);
+  }
   ~PacketBatch() override { Send(); }
 
   ngtcp2_ssize Write(const Application::Chunk& chunk, uint32_t flags, ngtcp2_ssize* accepted) override {
@@ -384,13 +393,15 @@ class PacketBatch : public Application::PacketSink {
 
   void Sent(size_t n) override {
     uint8_t* packet = batch_ + batched_;
-    if (segment_ != 0 && n > segment_) {
-      // Only the last packet of a batch may differ: this one starts the next batch.
-      engine_->SendBatch(batch_, batched_, segment_, ps_->path.remote.addr);
+    if (batched_ > 0 && (n > segment_ || !ngtcp2_path_eq(&ps_->path, &batch_path_.path))) {
+      // Only the last packet of a batch may differ in size, and a batch has one path (a path
+      // being validated interleaves with the current one): this packet starts the next batch.
+      engine_->SendOnPath(batch_, batched_, segment_, batch_path_.path);
       memmove(batch_, packet, n);
       batched_ = 0;
       segment_ = 0;
     }
+    if (batched_ == 0) ngtcp2_path_copy(&batch_path_.path, &ps_->path);
     if (segment_ == 0) segment_ = n;
     batched_ += n;
     if (n < segment_ || Engine::kSendBufferSize - batched_ < packet_size_) Send();
@@ -398,7 +409,7 @@ class PacketBatch : public Application::PacketSink {
 
  private:
   void Send() {
-    if (batched_ > 0) engine_->SendBatch(batch_, batched_, segment_, ps_->path.remote.addr);
+    if (batched_ > 0) engine_->SendOnPath(batch_, batched_, segment_, batch_path_.path);
     batched_ = 0;
     segment_ = 0;
   }
@@ -406,6 +417,7 @@ class PacketBatch : public Application::PacketSink {
   ngtcp2_conn* conn_;
   Engine* engine_;
   ngtcp2_path_storage* ps_;
+  ngtcp2_path_storage batch_path_;  // where the batched packets go
   uint64_t ts_;
   uint8_t* batch_;
   size_t packet_size_;
@@ -465,6 +477,7 @@ void Connection::OnTimer(uv_timer_t* timer) {
     self->HandleLibraryError(rv);
     return;
   }
+  self->SyncPath();
   self->MarkDirty();
 }
 

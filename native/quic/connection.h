@@ -112,6 +112,18 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   Napi::Value JsSubmitRequest(const Napi::CallbackInfo& info);
   void JsSubmitResponse(const Napi::CallbackInfo& info);
   void JsCancelPending(const Napi::CallbackInfo& info);
+  // connection_paths.cc: the path in use, the peer moving (NAT rebinding) and migrate().
+  Napi::Value JsMigrate(const Napi::CallbackInfo& info);
+  static int BeginPathValidation(ngtcp2_conn* conn, uint32_t flags, const ngtcp2_path* path,
+                                 const ngtcp2_path* fallback, void* self);
+  static int PathValidation(ngtcp2_conn* conn, uint32_t flags, const ngtcp2_path* path, const ngtcp2_path* fallback,
+                            ngtcp2_path_validation_result result, void* self);
+  static int HandshakeConfirmed(ngtcp2_conn* conn, void* self);
+  // After ngtcp2 ran (a packet, a timer): starts or undoes a migration, and reports a move to a
+  // new path once it is validated.
+  void SyncPath();
+  void StartMigration();
+  void ReturnToReportedPath();
   void ThrowIfFinished(Napi::Env env) const;
   bool JsCallable() const;  // not finished: methods that cannot fail quietly do nothing otherwise
 
@@ -217,6 +229,16 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   sockaddr_storage remote_{};
   ngtcp2_path path_{};
   std::vector<ngtcp2_cid> cids_;  // every CID routed to us by the engine
+  // local_/remote_ are the path JS was last told of; ngtcp2 may be trying another (connection_paths.cc).
+  bool validating_ = false;        // a validation that decides a path change is under way...
+  sockaddr_storage validating_local_{};   // ...of this path
+  sockaddr_storage validating_remote_{};
+  bool path_validated_ = false;    // it succeeded in this ngtcp2 call: SyncPath reports it
+  bool confirmed_ = false;         // client: HANDSHAKE_DONE came; migrations may start
+  bool migrating_ = false;         // client: migrate() is waiting for its path to validate...
+  bool migration_started_ = false;  // ...and ngtcp2 was told (once the handshake is confirmed)
+  bool migration_failed_ = false;   // its path failed: go back to the previous one
+  sockaddr_storage migration_local_{};
 
   StreamTable streams_;
   uint64_t streams_opened_ = 0;  // by either side, HTTP/3's own streams aside (stats())

@@ -45,7 +45,8 @@ Napi::Function Connection::Init(Napi::Env env) {
                       InstanceMethod<&Connection::JsPeerCertificate>("peerCertificate"),
                       InstanceMethod<&Connection::JsSubmitRequest>("submitRequest"),
                       InstanceMethod<&Connection::JsSubmitResponse>("submitResponse"),
-                      InstanceMethod<&Connection::JsCancelPending>("cancelPending")});
+                      InstanceMethod<&Connection::JsCancelPending>("cancelPending"),
+                      InstanceMethod<&Connection::JsMigrate>("migrate")});
 }
 
 // Only Engine creates connections (through the stored constructor); JS never calls `new`.

@@ -34,7 +34,7 @@ void Connection::SendConnectionClose(const ngtcp2_ccerr& error) {
   ngtcp2_path_storage_zero(&ps);
   ngtcp2_pkt_info info{};
   ngtcp2_ssize n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &info, packet, sizeof(packet), &error, Now());
-  if (n > 0 && engine_) engine_->SendBatch(packet, n, n, ps.path.remote.addr);
+  if (n > 0 && engine_) engine_->SendOnPath(packet, n, n, ps.path);
 }
 
 void Connection::HandleLibraryError(int error) {

@@ -9,7 +9,7 @@ namespace {
 constexpr const char* kNames[kKinds] = {
     nullptr,          "handshake", "resumed", "streamOpen",        "streamData", "streamReset",
     "streamClose",    "streamDrain", "streamOpened", "streamOpenFailed", "headers", "ticket",  "ticketRejected",
-    "earlyDataRejected", "keylog", "close",
+    "earlyDataRejected", "keylog", "pathChange", "migrationFailed", "close",
 };
 
 Napi::Value BigIntOf(Napi::Env env, int64_t value) { return Napi::BigInt::New(env, value); }
@@ -89,6 +89,22 @@ struct Arguments {
   void operator()(TicketRejected& event) { Add(Napi::String::New(env, event.reason)); }
   void operator()(EarlyDataRejected&) {}
   void operator()(Keylog& event) { Add(Copy(env, event.line)); }
+  void operator()(PathChange& event) {
+    Napi::Object info = Napi::Object::New(env);
+    auto set = [&](const char* address, const char* port, const sockaddr_storage& storage) {
+      const auto* addr = reinterpret_cast<const sockaddr*>(&storage);
+      info.Set(address, HostOf(addr));
+      info.Set(port, PortOf(addr));
+    };
+    set("remoteAddress", "remotePort", event.remote);
+    set("previousRemoteAddress", "previousRemotePort", event.previous_remote);
+    set("localAddress", "localPort", event.local);
+    set("previousLocalAddress", "previousLocalPort", event.previous_local);
+    Add(info);
+  }
+  void operator()(MigrationFailed& event) {
+    Add(MakeCodedError(env, "ERR_QUIC_MIGRATION_FAILED", event.message).Value());
+  }
   void operator()(Close& event) {
     Napi::Object info = Napi::Object::New(env);
     if (event.system_error != 0) {

@@ -75,6 +75,16 @@ struct EarlyDataRejected {};
 struct Keylog {
   std::string line;
 };
+// The connection moved to a new validated path: the peer's address changed (NAT rebinding, its
+// migration), or migrate() moved us to a new local port. connection_paths.cc says when.
+struct PathChange {
+  sockaddr_storage local{}, remote{};
+  sockaddr_storage previous_local{}, previous_remote{};
+};
+// migrate()'s new path did not validate (or another migration replaced it); the old path stays.
+struct MigrationFailed {
+  std::string message;
+};
 // Why the connection ended.
 struct Close {
   std::string error_code;   // JS error code when the close is an error; empty otherwise
@@ -90,7 +100,7 @@ struct Close {
 // The order is the JS side's too: kNames below lists the same kinds.
 using Event = std::variant<NewConnection, Handshake, Resumed, StreamOpen, StreamData, StreamReset, StreamClose,
                            StreamDrain, StreamOpened, StreamOpenFailed, Headers, Ticket, TicketRejected, EarlyDataRejected,
-                           Keylog, Close>;
+                           Keylog, PathChange, MigrationFailed, Close>;
 constexpr size_t kKinds = std::variant_size_v<Event>;
 
 // One JS function per kind, each called as (connectionOwner, ...the kind's fields).

@@ -6,7 +6,8 @@
 // port, as an attacker replaying 0-RTT would.
 //
 // Each client address (ip:port) gets its own upstream socket, so the server sees one distinct
-// peer per client, and many clients can share one relay.
+// peer per client, and many clients can share one relay. rebind() gives a client a new upstream
+// socket mid-connection: the server sees its peer's port change, as behind a NAT that rebinds.
 import dgram from 'node:dgram';
 import { mulberry32 } from './bad-tickets';
 
@@ -40,7 +41,20 @@ export interface RelayedDatagram {
   direction: Direction;
   /** The client address the datagram belongs to ("127.0.0.1:54321"). */
   client: string;
+  /** The relay's upstream port the server sees for that client (changes with rebind()). */
+  upstreamPort: number;
   data: Buffer;
+}
+
+/** Options of {@link UdpRelay.rebind}. */
+export interface RebindOptions {
+  /** Which client (its "ip:port" at the relay); default: the only one, or the most recent. */
+  client?: string;
+  /**
+   * Keep forwarding what the server still sends to the old port (default false: the old socket
+   * closes, as a NAT forgets the old mapping).
+   */
+  keepPrevious?: boolean;
 }
 
 /** What the relay did, per direction. */
@@ -68,6 +82,8 @@ interface ClientSession {
   address: string;
   port: number;
   upstream: dgram.Socket;
+  upstreamPort: number;
+  previous: dgram.Socket[];
   answered: boolean;
   firstFlight: Buffer[];
 }
@@ -219,6 +235,40 @@ export class UdpRelay {
     return replay;
   }
 
+  /**
+   * Moves a client to a new upstream socket: from now on the server sees its datagrams come from
+   * a new port (NAT rebinding), while the client keeps talking to the same relay port. Resolves
+   * with the new upstream port once the socket is bound.
+   */
+  async rebind(options: RebindOptions = {}): Promise<number> {
+    if (this.#closed) throw new Error('the relay is closed');
+    const sessions = [...this.#sessions.values()];
+    const session = options.client ? this.#sessions.get(options.client) : sessions[sessions.length - 1];
+    if (!session) throw new Error(options.client ? `no client ${options.client}` : 'no client yet');
+    const upstream = await bindSocket();
+    if (this.#closed) {
+      await closeSocket(upstream);
+      throw new Error('the relay is closed');
+    }
+    const old = session.upstream;
+    session.upstream = upstream;
+    const port = upstream.address().port;
+    session.upstreamPort = port;
+    upstream.on('message', (data) => this.#fromServer(session, data, port));
+    if (options.keepPrevious) {
+      session.previous.push(old);
+    } else {
+      void closeSocket(old);
+    }
+    return session.upstreamPort;
+  }
+
+  /** The upstream port the server sees for a client (default: the most recent one). */
+  upstreamPort(client?: string): number | undefined {
+    const sessions = [...this.#sessions.values()];
+    return (client ? this.#sessions.get(client) : sessions[sessions.length - 1])?.upstreamPort;
+  }
+
   /** Stops relaying and closes every socket and timer. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -233,7 +283,10 @@ export class UdpRelay {
     }
     const closing: Array<Promise<void>> = [];
     closing.push(closeSocket(this.#front));
-    for (const session of this.#sessions.values()) closing.push(closeSocket(session.upstream));
+    for (const session of this.#sessions.values()) {
+      closing.push(closeSocket(session.upstream));
+      for (const socket of session.previous) closing.push(closeSocket(socket));
+    }
     for (const replay of this.#replays) closing.push(replay.close());
     this.#sessions.clear();
     await Promise.all(closing);
@@ -245,7 +298,7 @@ export class UdpRelay {
     const session = this.#sessions.get(key) ?? this.#openSession(key, remote);
     if (!session.answered) session.firstFlight.push(Buffer.from(data));
     const upstream = session.upstream;
-    this.#relay('toServer', key, data, () => upstream.send(data, this.#targetPort, this.#targetHost));
+    this.#relay('toServer', key, session.upstreamPort, data, () => upstream.send(data, this.#targetPort, this.#targetHost));
   }
 
   #openSession(key: string, remote: dgram.RemoteInfo): ClientSession {
@@ -253,29 +306,34 @@ export class UdpRelay {
     // explicit bind to 127.0.0.1 keeps every packet on loopback.
     const upstream = dgram.createSocket('udp4');
     upstream.bind(0, '127.0.0.1');
-    const session: ClientSession = { key, address: remote.address, port: remote.port, upstream, answered: false, firstFlight: [] };
-    upstream.on('message', (data) => this.#fromServer(session, data));
+    const session: ClientSession = {
+      key, address: remote.address, port: remote.port, upstream, upstreamPort: 0, previous: [], answered: false, firstFlight: [],
+    };
+    upstream.once('listening', () => {
+      if (session.upstream === upstream) session.upstreamPort = upstream.address().port;
+    });
+    upstream.on('message', (data) => this.#fromServer(session, data, upstream.address().port));
     upstream.on('error', () => {});
     this.#sessions.set(key, session);
     return session;
   }
 
-  #fromServer(session: ClientSession, data: Buffer): void {
+  #fromServer(session: ClientSession, data: Buffer, upstreamPort: number): void {
     if (this.#closed) return;
     if (!session.answered) {
       session.answered = true;
       const waiter = this.#flightWaiters.shift();
       waiter?.(session.firstFlight);
     }
-    this.#relay('toClient', session.key, data, () => this.#front.send(data, session.port, session.address));
+    this.#relay('toClient', session.key, upstreamPort, data, () => this.#front.send(data, session.port, session.address));
   }
 
-  #relay(direction: Direction, client: string, data: Buffer, send: () => void): void {
+  #relay(direction: Direction, client: string, upstreamPort: number, data: Buffer, send: () => void): void {
     const stats = this.stats[direction];
     stats.received++;
     let pass = false;
     for (const tap of this.#taps) {
-      const verdict = tap({ direction, client, data });
+      const verdict = tap({ direction, client, upstreamPort, data });
       if (verdict === 'drop') {
         stats.dropped++;
         return;
