@@ -107,7 +107,9 @@ describe('paths: NAT rebinding and migration', () => {
     const echoed = await echoTransfer(connection, data, (bytes) => {
       if (thresholds.length > 0 && bytes >= thresholds[0]) {
         thresholds.shift();
-        rebinds.push(relay.rebind().then((port) => void newPorts.push(port)));
+        // The NAT still forwards to the old port for a while, as NATs do (RELIABILITY.md "NAT
+        // rebinding": what happens when it does not).
+        rebinds.push(relay.rebind({ keepPrevious: true }).then((port) => void newPorts.push(port)));
       }
     });
     const elapsed = Date.now() - started;
@@ -135,16 +137,17 @@ describe('paths: NAT rebinding and migration', () => {
 
   test('before the new path validates, the server sends there at most 3x what it received there', async () => {
     const { relay, connection, serverConnection } = await throughRelay();
-    let newPort = -1;
+    // Every datagram on another upstream port than this one is on the new path (rebind() switches
+    // the port before its promise resolves, so the tap cannot wait to learn the new one).
+    const firstPort = relay.upstreamPort();
     let received = 0; // bytes the server received from the new port (UDP payload)
     let receivedDatagrams = 0;
     let sent = 0; // bytes the server sent to the new port
     let sentDatagrams = 0;
-    let blocking = true;
     // On the new path only the client's first datagram reaches the server: the server's
-    // PATH_CHALLENGE gets no PATH_RESPONSE, so the path cannot validate while this holds.
+    // PATH_CHALLENGE gets no PATH_RESPONSE, so the path cannot validate.
     relay.tap(({ direction, upstreamPort, data }) => {
-      if (upstreamPort !== newPort || !blocking) return undefined;
+      if (upstreamPort === firstPort) return undefined;
       if (direction === 'toClient') {
         sent += data.length;
         sentDatagrams++;
@@ -159,40 +162,23 @@ describe('paths: NAT rebinding and migration', () => {
     serverConnection.on('pathChange', () => {
       pathChanged = true;
     });
-    const data = pattern(TRANSFER, 21);
-    let rebound: Promise<void> | undefined;
-    let unblocked: Promise<void> | undefined;
-    const transfer = echoTransfer(connection, data, (bytes) => {
-      if (rebound || bytes < MIB) return;
-      rebound = relay.rebind().then(async (port) => {
-        newPort = port;
-        // Long enough for ngtcp2 to give up on the path (its timeout is at least 6x the initial
-        // RTT of 333 ms) and fall back to the old one.
-        await new Promise((resolve) => setTimeout(resolve, 3000));
-      });
-      unblocked = rebound.then(() => {
-        blocking = false;
-      });
-    });
-    while (!unblocked) await new Promise((resolve) => setTimeout(resolve, 10));
-    await unblocked;
-    const blocked = { received, receivedDatagrams, sent, sentDatagrams };
+    let rebound: Promise<number> | undefined;
+    // The transfer cannot finish (the relay never lets the path validate); afterEach closes it.
+    echoTransfer(connection, pattern(TRANSFER, 21), (bytes) => {
+      if (!rebound && bytes >= MIB) rebound = relay.rebind();
+    }).catch(() => {});
+    for (let waited = 0; !rebound && waited < 10000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+    const newPort = await rebound!;
+    // Past ngtcp2's validation timeout (3x max(PTO, 1 s)) and its retries.
+    await new Promise((resolve) => setTimeout(resolve, 4000));
 
-    expect(blocked.receivedDatagrams).toBe(1);
-    expect(blocked.sent).toBeGreaterThan(0); // it did try the new path (PATH_CHALLENGE at least)
-    expect(blocked.sent).toBeLessThanOrEqual(3 * blocked.received);
+    expect(receivedDatagrams).toBe(1);
+    expect(sent).toBeGreaterThan(0); // it did try the new path (PATH_CHALLENGE at least)
+    expect(sent).toBeLessThanOrEqual(3 * received);
     expect(pathChanged).toBe(false);
-
-    // Once the client's datagrams flow again from the new port, the path validates and the
-    // transfer completes.
-    const changed = pathChanges(serverConnection, 1, 20000);
-    const echoed = await transfer;
-    const [change] = await changed;
-    expect(sha256(echoed)).toBe(sha256(data));
-    expect(change.remotePort).toBe(newPort);
-    expect(serverConnection.remotePort).toBe(newPort);
-    report('amplification', { ...blocked, ratio: blocked.sent / blocked.received });
-  }, 60000);
+    expect(serverConnection.remotePort).not.toBe(newPort);
+    report('amplification', { received, receivedDatagrams, sent, sentDatagrams, ratio: sent / received });
+  }, 30000);
 
   test('migrate(): a client moves to a new local port mid-transfer; the server sees the new port', async () => {
     const { connection, serverConnection, connections } = await (async () => {

@@ -51,8 +51,8 @@ export interface RebindOptions {
   /** Which client (its "ip:port" at the relay); default: the only one, or the most recent. */
   client?: string;
   /**
-   * Keep forwarding what the server still sends to the old port (default false: the old socket
-   * closes, as a NAT forgets the old mapping).
+   * Keep relaying what the server still sends to the old port, as a NAT whose old mapping has
+   * not expired yet (default false: the old socket closes, as a NAT that forgot it).
    */
   keepPrevious?: boolean;
 }
@@ -284,8 +284,7 @@ export class UdpRelay {
     const closing: Array<Promise<void>> = [];
     closing.push(closeSocket(this.#front));
     for (const session of this.#sessions.values()) {
-      closing.push(closeSocket(session.upstream));
-      for (const socket of session.previous) closing.push(closeSocket(socket));
+      for (const socket of [session.upstream, ...session.previous]) closing.push(closeSocket(socket));
     }
     for (const replay of this.#replays) closing.push(replay.close());
     this.#sessions.clear();
