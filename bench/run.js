@@ -13,6 +13,7 @@ const path = require('node:path');
 const { parseArgs } = require('node:util');
 
 const { ROOT } = require('./lib/common');
+const { environment } = require('./lib/environment');
 const { stopAll, stopAllAndWait } = require('./lib/processes');
 const { formatTable } = require('./lib/table');
 const ttfb = require('./suites/ttfb');
@@ -25,28 +26,6 @@ const { values: options } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } },
 });
 
-function environment() {
-  const git = (...args) => {
-    try {
-      return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    } catch {
-      return undefined;
-    }
-  };
-  const { versions } = require('../dist');
-  const native = path.join(ROOT, 'build', 'Release', 'quicket.node');
-  return {
-    node: process.version,
-    platform: `${os.type()} ${os.release()} ${os.arch()}`,
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model,
-    loadavg: os.loadavg().map((load) => Math.round(load * 100) / 100),
-    libraries: versions,
-    nativeAddon: fs.existsSync(native) ? { path: path.relative(ROOT, native), modified: fs.statSync(native).mtime.toISOString() } : undefined,
-    gitCommit: git('rev-parse', '--short', 'HEAD'),
-    gitDirty: git('status', '--porcelain', '--', 'native', 'lib') ? true : false,
-  };
-}
 
 /** A target holds `min` (value must be at least) or `max` (at most); no value is a failure. */
 function judge(target) {
@@ -108,7 +87,7 @@ async function main() {
     schema: 1,
     startedAt: new Date(started).toISOString(),
     options: { quick: options.quick, only: options.only ? selected : undefined },
-    environment: environment(),
+    environment: environment(require('../dist').versions),
     benchmarks: {},
     targets: [],
   };

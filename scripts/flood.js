@@ -51,11 +51,11 @@ const { execFileSync, fork } = require('node:child_process');
 const crypto = require('node:crypto');
 const dgram = require('node:dgram');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 
 const ROOT = path.join(__dirname, '..');
+const { environment } = require('../bench/lib/environment');
 const HOST = '127.0.0.1';
 const ALPN = 'quicket-test';
 const CERTS = path.join(ROOT, 'test', 'fixtures', 'certs');
@@ -522,25 +522,6 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-function environment() {
-  const git = (...args) => {
-    try {
-      return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    } catch {
-      return undefined;
-    }
-  };
-  return {
-    node: process.version,
-    platform: `${os.type()} ${os.release()} ${os.arch()}`,
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model,
-    loadavg: os.loadavg().map((load) => Math.round(load * 100) / 100),
-    libraries: loadQuicket().versions,
-    gitCommit: git('rev-parse', '--short', 'HEAD'),
-    gitDirty: git('status', '--porcelain', '--', 'native', 'lib') ? true : false,
-  };
-}
 
 function render(report) {
   const { formatTable } = require('../bench/lib/table');
@@ -741,7 +722,7 @@ async function main() {
     const peak = Math.max(peakSampled, endStatus?.hwm ?? 0, settledStatus?.hwm ?? 0);
     const report = {
       startedAt,
-      environment: environment(),
+      environment: environment(loadQuicket().versions),
       options: { flights: options.flights, ports: options.ports, seconds: options.seconds, serverOptions: options.serverOptions, legitInterval: options.legitInterval, legitTimeout: options.legitTimeout, settleMs },
       sender: prepared,
       flood: {
