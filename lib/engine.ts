@@ -84,6 +84,17 @@ export interface EngineOptions {
    * are refused with CONNECTION_REFUSED (they see `ERR_QUIC_CONNECTION_REFUSED` at once).
    */
   maxHandshakes?: number;
+  /**
+   * How long a Retry token verifies, in ms (default 10000): the client's answer to a Retry must
+   * come back within it, or its handshake is closed with INVALID_TOKEN.
+   */
+  retryTokenLifetime?: number;
+  /**
+   * How long an address token sent in NEW_TOKEN verifies, in ms (default 7200000, two hours, as
+   * long as a default ticket). An expired one counts as no token: that client gets a Retry when
+   * `addressValidation` asks for one, and the 3x anti-amplification limit.
+   */
+  addressTokenLifetime?: number;
 }
 
 /** See {@link EngineOptions.addressValidation}. */
@@ -243,7 +254,7 @@ export class Engine extends EventEmitter {
     super();
     checkObject('options', options);
     const { ssl, reusePort, idleTimeout, handshakeTimeout, maxStreamsBidi, maxStreamsUni, streamWindow, connectionWindow, qlogDir, statelessResetKey,
-      addressValidation, maxConnections, maxHandshakes } = options;
+      addressValidation, maxConnections, maxHandshakes, retryTokenLifetime, addressTokenLifetime } = options;
     if (ssl !== undefined && !(ssl instanceof SslConfig)) throw invalidArgType('options.ssl', 'an SslConfig', ssl);
     checkOptionalBoolean('options.reusePort', reusePort);
     const antiReplayStore = checkAntiReplayStore('options.antiReplayStore', options.antiReplayStore);
@@ -271,6 +282,8 @@ export class Engine extends EventEmitter {
     }
     checkOptionalInteger('options.maxConnections', maxConnections, 1, MAX_U32);
     checkOptionalInteger('options.maxHandshakes', maxHandshakes, 1, MAX_U32);
+    checkOptionalInteger('options.retryTokenLifetime', retryTokenLifetime, 1, 3600000);
+    checkOptionalInteger('options.addressTokenLifetime', addressTokenLifetime, 1, 30 * 24 * 3600000);
     this.#ssl = ssl;
     this.#reusePort = reusePort ?? false;
     this.on('newListener', (event) => {
@@ -293,6 +306,8 @@ export class Engine extends EventEmitter {
       addressValidation,
       maxConnections,
       maxHandshakes,
+      retryTokenLifetime,
+      addressTokenLifetime,
     });
   }
 

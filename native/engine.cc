@@ -79,6 +79,8 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
     ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_TLS", "cannot generate the stateless reset secret");
   }
   validation_.SetKey(reset_secret_, sizeof(reset_secret_));
+  validation_.SetLifetimes(OptionalNumber(options, "retryTokenLifetime", AddressValidation::kRetryTokenLifetimeMs),
+                           OptionalNumber(options, "addressTokenLifetime", AddressValidation::kNewTokenLifetimeMs));
   if (options.Get("addressValidation").IsString()) {
     std::string mode = options.Get("addressValidation").As<Napi::String>();
     validation_mode_ = mode == "always" ? ValidationMode::kAlways : mode == "never" ? ValidationMode::kNever : ValidationMode::kAuto;

@@ -3,7 +3,7 @@
 // the 3x anti-amplification limit, and CONNECTION_REFUSED beyond maxHandshakes / maxConnections.
 import { randomBytes } from 'node:crypto';
 
-import { Connection, Engine, Stream } from '../lib';
+import { CloseInfo, Connection, Engine, Stream } from '../lib';
 import { decodeTicket, encodeTicket } from '../lib/ticket';
 import { HOST, pattern, roundTrip, serverSsl, useEngines } from './helpers';
 import { RelayedDatagram, UdpRelay } from './helpers/udp-relay';
@@ -102,6 +102,48 @@ describe('address validation', () => {
       expect({ name, retries: server.engine.stats().retriesSent }).toEqual({ name, retries: retries + 1 });
       retries++;
     }
+  });
+
+  test('an expired address token counts as no token: the resumed client is retried again (addressTokenLifetime)', async () => {
+    const server = await engines.server({ ssl: serverSsl('server', { earlyData: true }), engine: { addressValidation: 'always', addressTokenLifetime: 300 } });
+    const first = engines.client().connect({ host: HOST, port: server.port, servername: 'localhost' });
+    const ticket = await nextTicket(first);
+    const issued = Date.now();
+    await first.close();
+    expect(server.engine.stats().retriesSent).toBe(1);
+
+    const fresh = engines.client().connect({ host: HOST, port: server.port, servername: 'localhost', ticket });
+    expect(await fresh.handshake).toMatchObject({ resumed: true });
+    await fresh.close();
+    // Only meaningful if the token was still young: a slow machine may not get here within 300 ms.
+    if (Date.now() - issued < 250) expect(server.engine.stats().retriesSent).toBe(1);
+
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, issued + 450 - Date.now())));
+    const before = server.engine.stats().retriesSent;
+    const late = engines.client().connect({ host: HOST, port: server.port, servername: 'localhost', ticket });
+    const data = pattern(2000, 7);
+    const echoed = roundTrip(late, data);
+    expect(await late.handshake).toMatchObject({ resumed: true, earlyData: 'accepted' });
+    expect((await echoed).equals(data)).toBe(true);
+    expect(server.engine.stats().retriesSent).toBe(before + 1);
+  });
+
+  test('a Retry token answered after retryTokenLifetime is refused with INVALID_TOKEN, never a connection', async () => {
+    const server = await engines.server({ engine: { addressValidation: 'always', retryTokenLifetime: 150 } });
+    const relay = await relayTo(server.port);
+    // Once the Retry has gone to the client, everything it sends reaches the server 400 ms late.
+    relay.tap(({ direction, data }) => {
+      if (direction === 'toClient' && isRetry(data)) relay.setFaults({ delay: 400 }, 'toServer');
+      return undefined;
+    });
+    const connection = engines.client({ handshakeTimeout: 5000 }).connect({ host: HOST, port: relay.port, servername: 'localhost' });
+    connection.on('error', () => {});
+    const closed = new Promise<CloseInfo>((resolve) => connection.once('close', resolve));
+    await expect(connection.handshake).rejects.toMatchObject({ code: 'ERR_QUIC_TRANSPORT_ERROR' });
+    // INVALID_TOKEN (RFC 9000 20.1), from the server.
+    expect(await closed).toMatchObject({ code: 0x0b, type: 'transport', remote: true });
+    expect(server.engine.stats()).toMatchObject({ retriesSent: 1, connections: 0 });
+    expect(server.connections).toHaveLength(0);
   });
 
   test('a token is bound to the client address: from ::1 a 127.0.0.1 token is retried', async () => {
@@ -229,5 +271,8 @@ describe('address validation', () => {
     expect(() => new Engine({ addressValidation: true as any })).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
     expect(() => new Engine({ maxConnections: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     expect(() => new Engine({ maxHandshakes: '5' as any })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => new Engine({ retryTokenLifetime: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => new Engine({ addressTokenLifetime: 1.5 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => new Engine({ addressTokenLifetime: '1' as any })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
   });
 });

@@ -35,7 +35,7 @@ AddressValidation::Verdict AddressValidation::Check(const ngtcp2_pkt_hd& initial
   if (initial.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2) {
     int rv = ngtcp2_crypto_verify_retry_token2(&out->original_dcid, initial.token, initial.tokenlen, secret_,
                                                kSecretLength, initial.version, remote, LengthOf(remote), &initial.dcid,
-                                               kRetryTokenLifetimeMs * NGTCP2_MILLISECONDS, now);
+                                               retry_token_lifetime_ms_ * NGTCP2_MILLISECONDS, now);
     if (rv != 0) return Verdict::kInvalidRetryToken;
     out->retried = true;
     out->token_type = NGTCP2_TOKEN_TYPE_RETRY;
@@ -43,7 +43,7 @@ AddressValidation::Verdict AddressValidation::Check(const ngtcp2_pkt_hd& initial
   }
   if (initial.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_REGULAR &&
       ngtcp2_crypto_verify_regular_token(initial.token, initial.tokenlen, secret_, kSecretLength, remote,
-                                         LengthOf(remote), kNewTokenLifetimeMs * NGTCP2_MILLISECONDS, now) == 0) {
+                                         LengthOf(remote), new_token_lifetime_ms_ * NGTCP2_MILLISECONDS, now) == 0) {
     out->token_type = NGTCP2_TOKEN_TYPE_NEW_TOKEN;
     return Verdict::kValidated;
   }

@@ -31,6 +31,11 @@ class AddressValidation {
 
   // `key`: 32 bytes (the engine's stateless reset key); tokens use a secret derived from it.
   void SetKey(const uint8_t* key, size_t length);
+  // How long a token verifies after it was made (the engine's retryTokenExpiration, tokenExpiration).
+  void SetLifetimes(uint64_t retry_token_ms, uint64_t new_token_ms) {
+    retry_token_lifetime_ms_ = retry_token_ms;
+    new_token_lifetime_ms_ = new_token_ms;
+  }
 
   // Checks an Initial's token. A NEW_TOKEN token that does not verify (another address, expired,
   // garbage) counts as no token (RFC 9000 8.1.3); a Retry token that does not is refused (8.1.2).
@@ -47,6 +52,8 @@ class AddressValidation {
 
  private:
   uint8_t secret_[kSecretLength] = {};
+  uint64_t retry_token_lifetime_ms_ = kRetryTokenLifetimeMs;
+  uint64_t new_token_lifetime_ms_ = kNewTokenLifetimeMs;
 };
 
 }  // namespace quicket
