@@ -28,6 +28,9 @@ import { closedError, codedError, CodedError, checkOptionalBoolean, checkOptiona
 import { Stream, StreamOptions, StreamOwner } from './stream';
 import { encodeTicket } from './ticket';
 
+/** setKeepAlive(true)'s delay: half the default idle timeout, as browsers ping open connections. */
+const DEFAULT_KEEP_ALIVE = 15000;
+
 const H3_NO_ERROR = 0x100;
 /** The reason native code gives a silent close after the idle timeout. */
 const IDLE_TIMEOUT_REASON = 'idle timeout';
@@ -251,6 +254,8 @@ export class Connection extends EventEmitter {
   #onClosed: (connection: Connection) => void;
   #ticketSecret?: Buffer;
   #migration?: { port: number; resolve: (info: PathChangeInfo) => void; reject: (error: Error) => void };
+  /** setKeepAlive() before the native connection exists (while the server's name resolves). */
+  #keepAliveBeforeStart?: number;
 
   /** @internal Created by Engine; applications use engine.connect() or the 'connection' event. */
   constructor(
@@ -290,6 +295,7 @@ export class Connection extends EventEmitter {
     if (debug.enabled) debug('%s: %s %s:%d', this.#label, this.#server ? 'accepted from' : 'connecting to', this.remoteAddress, this.remotePort);
     if (this.listenerCount('ticket') > 0) native.setWantTickets(true);
     if (this.listenerCount('keylog') > 0) native.setWantKeylog(true);
+    if (this.#keepAliveBeforeStart !== undefined) native.setKeepAlive(this.#keepAliveBeforeStart);
     // In the order they were opened, so stream IDs follow it.
     for (const { stream, unidirectional, headers } of this.#beforeStart.splice(0)) {
       this.#adopt(stream, headers ? native.submitRequest(headers) : native.openStream(!unidirectional));
@@ -405,6 +411,22 @@ export class Connection extends EventEmitter {
   stats(): ConnectionStats {
     if (!this.#native) return emptyStats();
     return this.#native.stats();
+  }
+
+  /**
+   * Like socket.setKeepAlive(): with `enable`, the connection sends a PING once `initialDelay` ms
+   * (0, the default: 15000) passed without anything sent or received, so that NATs and firewalls
+   * keep their mapping and the idle timeout never fires while the peer answers; without it, no
+   * PINGs (the engine's `keepAlive` option sets the starting value). Useful only below the idle
+   * timeout. Does nothing once the connection is closed.
+   */
+  setKeepAlive(enable = false, initialDelay = 0): this {
+    checkOptionalBoolean('enable', enable);
+    checkOptionalInteger('initialDelay', initialDelay, 0, 3600000);
+    const ms = enable ? initialDelay || DEFAULT_KEEP_ALIVE : 0;
+    if (this.#native) this.#native.setKeepAlive(ms);
+    else this.#keepAliveBeforeStart = ms;
+    return this;
   }
 
   /**

@@ -46,6 +46,12 @@ export interface EngineOptions {
   idleTimeout?: number;
   /** Milliseconds a handshake may take (default 10000). */
   handshakeTimeout?: number;
+  /**
+   * Milliseconds without anything sent or received after which each connection sends a PING
+   * (default 0: never), keeping NAT mappings and the idle timeout alive while the peer answers.
+   * Per connection: `connection.setKeepAlive()`.
+   */
+  keepAlive?: number;
   /** Bidirectional streams the peer may have open at once (default 128). */
   maxStreamsBidi?: number;
   /** Unidirectional streams the peer may have open at once (default 128). */
@@ -253,13 +259,14 @@ export class Engine extends EventEmitter {
   constructor(options: EngineOptions = {}) {
     super();
     checkObject('options', options);
-    const { ssl, reusePort, idleTimeout, handshakeTimeout, maxStreamsBidi, maxStreamsUni, streamWindow, connectionWindow, qlogDir, statelessResetKey,
+    const { ssl, reusePort, idleTimeout, handshakeTimeout, keepAlive, maxStreamsBidi, maxStreamsUni, streamWindow, connectionWindow, qlogDir, statelessResetKey,
       addressValidation, maxConnections, maxHandshakes, retryTokenLifetime, addressTokenLifetime } = options;
     if (ssl !== undefined && !(ssl instanceof SslConfig)) throw invalidArgType('options.ssl', 'an SslConfig', ssl);
     checkOptionalBoolean('options.reusePort', reusePort);
     const antiReplayStore = checkAntiReplayStore('options.antiReplayStore', options.antiReplayStore);
     checkOptionalInteger('options.idleTimeout', idleTimeout, 1, 3600000);
     checkOptionalInteger('options.handshakeTimeout', handshakeTimeout, 1, 3600000);
+    checkOptionalInteger('options.keepAlive', keepAlive, 0, 3600000);
     checkOptionalInteger('options.maxStreamsBidi', maxStreamsBidi, 0, 1 << 30);
     checkOptionalInteger('options.maxStreamsUni', maxStreamsUni, 0, 1 << 30);
     checkOptionalInteger('options.streamWindow', streamWindow, 1024, MAX_U32);
@@ -297,6 +304,7 @@ export class Engine extends EventEmitter {
       antiReplayStore,
       idleTimeout,
       handshakeTimeout,
+      keepAlive,
       maxStreamsBidi,
       maxStreamsUni,
       streamWindow,

@@ -64,6 +64,7 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   }
   transport_.idle_timeout_ms = OptionalNumber(options, "idleTimeout", transport_.idle_timeout_ms);
   transport_.handshake_timeout_ms = OptionalNumber(options, "handshakeTimeout", transport_.handshake_timeout_ms);
+  transport_.keep_alive_ms = OptionalNumber(options, "keepAlive", transport_.keep_alive_ms);
   transport_.max_streams_bidi = OptionalNumber(options, "maxStreamsBidi", transport_.max_streams_bidi);
   transport_.max_streams_uni = OptionalNumber(options, "maxStreamsUni", transport_.max_streams_uni);
   transport_.stream_window = OptionalNumber(options, "streamWindow", transport_.stream_window);

@@ -147,6 +147,7 @@ std::string Connection::StartClient(const ClientOptions& client) {
   if (rv != 0) return ngtcp2_strerror(rv);
   engine_->AddConnectionId(scid, this);
   cids_.push_back(scid);
+  KeepAlive(transport_.keep_alive_ms);
 
   // 0-RTT needs the server's remembered limits as well as a ticket that allows it.
   bool early_data = client.early_data && !client.transport_params.empty();
@@ -205,6 +206,7 @@ std::string Connection::InitServer(Engine* engine, std::shared_ptr<TlsContext> s
   int rv = ngtcp2_conn_server_new(&conn_, &initial.scid, &scid, &path_, initial.version, &callbacks,
                                   &settings, &params, nullptr, this);
   if (rv != 0) return ngtcp2_strerror(rv);
+  KeepAlive(transport.keep_alive_ms);
   // Retransmitted Initials still carry the client's chosen DCID: route them here too.
   engine_->AddConnectionId(initial.dcid, this);
   cids_.push_back(initial.dcid);
@@ -343,6 +345,12 @@ bool Connection::ReceiveUnrouted(const uint8_t* data, size_t length, const socka
   if (rv != NGTCP2_ERR_DRAINING || !stateless_reset_) return false;
   HandleLibraryError(rv);
   return true;
+}
+
+void Connection::KeepAlive(uint64_t ms) {
+  if (!conn_) return;
+  ngtcp2_conn_set_keep_alive_timeout(conn_, ms == 0 ? UINT64_MAX : ms * NGTCP2_MILLISECONDS);
+  ScheduleTimer();
 }
 
 void Connection::MarkDirty() {

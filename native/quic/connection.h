@@ -36,6 +36,7 @@ class Http3Application;
 struct TransportOptions {
   uint64_t idle_timeout_ms = 30000;
   uint64_t handshake_timeout_ms = 10000;
+  uint64_t keep_alive_ms = 0;  // 0: no keep-alive PINGs
   uint64_t max_streams_bidi = 128;
   uint64_t max_streams_uni = 128;
   uint64_t stream_window = 256 * 1024;
@@ -105,6 +106,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   void JsDestroy(const Napi::CallbackInfo& info);
   void JsSetWantTickets(const Napi::CallbackInfo& info);
   void JsSetWantKeylog(const Napi::CallbackInfo& info);
+  void JsSetKeepAlive(const Napi::CallbackInfo& info);
   // connection_stats.cc: what JS can read about the connection.
   Napi::Value JsStats(const Napi::CallbackInfo& info);
   Napi::Value JsAddresses(const Napi::CallbackInfo& info);
@@ -138,6 +140,9 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   void CloseNow(uint64_t code);
   void WantTickets(bool on);
   void LogKeys(bool on);
+  // A PING after `ms` without sending or receiving anything (0: never), so that a NAT keeps its
+  // mapping and a peer stuck at its anti-amplification limit gets bytes to answer.
+  void KeepAlive(uint64_t ms);
   enum class RequestStart { kStarted, kLater, kUnavailable, kQuicError, kHttp3Error };
   RequestStart SubmitRequest(std::vector<std::string>& headers, int64_t* id, int* error);
   // The peer allows more streams, or the handshake decided the protocol: retry pending opens.

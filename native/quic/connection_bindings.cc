@@ -40,6 +40,7 @@ Napi::Function Connection::Init(Napi::Env env) {
                       InstanceMethod<&Connection::JsDestroy>("destroy"),
                       InstanceMethod<&Connection::JsSetWantTickets>("setWantTickets"),
                       InstanceMethod<&Connection::JsSetWantKeylog>("setWantKeylog"),
+                      InstanceMethod<&Connection::JsSetKeepAlive>("setKeepAlive"),
                       InstanceMethod<&Connection::JsStats>("stats"),
                       InstanceMethod<&Connection::JsAddresses>("addresses"),
                       InstanceMethod<&Connection::JsPeerCertificate>("peerCertificate"),
@@ -151,6 +152,10 @@ void Connection::JsDestroy(const Napi::CallbackInfo& info) {
 void Connection::JsSetWantTickets(const Napi::CallbackInfo& info) { WantTickets(info[0].ToBoolean()); }
 
 void Connection::JsSetWantKeylog(const Napi::CallbackInfo& info) { LogKeys(info[0].ToBoolean()); }
+
+void Connection::JsSetKeepAlive(const Napi::CallbackInfo& info) {
+  if (JsCallable()) KeepAlive(U64Arg(info, 0));
+}
 
 // submitRequest(headers: string[] as name/value pairs) -> the stream ID, or a negative token while
 // HTTP/3 or the peer's stream limit is not there yet. The body is written with write() like any
