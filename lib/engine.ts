@@ -52,6 +52,12 @@ export interface EngineOptions {
    * Per connection: `connection.setKeepAlive()`.
    */
   keepAlive?: number;
+  /**
+   * The congestion controller of the engine's connections (ngtcp2's): `'cubic'` (default, RFC 9438,
+   * with HyStart++), `'bbr'` (BBR v2: paces to the measured bandwidth and round trip, keeps queues
+   * short, does not read random loss as congestion) or `'reno'` (RFC 9002's NewReno).
+   */
+  congestionControl?: CongestionControl;
   /** Bidirectional streams the peer may have open at once (default 128). */
   maxStreamsBidi?: number;
   /** Unidirectional streams the peer may have open at once (default 128). */
@@ -102,6 +108,10 @@ export interface EngineOptions {
    */
   addressTokenLifetime?: number;
 }
+
+/** See {@link EngineOptions.congestionControl}. */
+export type CongestionControl = 'cubic' | 'bbr' | 'reno';
+const CONGESTION_CONTROLS: readonly string[] = ['cubic', 'bbr', 'reno'];
 
 /** See {@link EngineOptions.addressValidation}. */
 export type AddressValidationMode = 'auto' | 'always' | 'never';
@@ -259,7 +269,7 @@ export class Engine extends EventEmitter {
   constructor(options: EngineOptions = {}) {
     super();
     checkObject('options', options);
-    const { ssl, reusePort, idleTimeout, handshakeTimeout, keepAlive, maxStreamsBidi, maxStreamsUni, streamWindow, connectionWindow, qlogDir, statelessResetKey,
+    const { ssl, reusePort, idleTimeout, handshakeTimeout, keepAlive, congestionControl, maxStreamsBidi, maxStreamsUni, streamWindow, connectionWindow, qlogDir, statelessResetKey,
       addressValidation, maxConnections, maxHandshakes, retryTokenLifetime, addressTokenLifetime } = options;
     if (ssl !== undefined && !(ssl instanceof SslConfig)) throw invalidArgType('options.ssl', 'an SslConfig', ssl);
     checkOptionalBoolean('options.reusePort', reusePort);
@@ -267,6 +277,12 @@ export class Engine extends EventEmitter {
     checkOptionalInteger('options.idleTimeout', idleTimeout, 1, 3600000);
     checkOptionalInteger('options.handshakeTimeout', handshakeTimeout, 1, 3600000);
     checkOptionalInteger('options.keepAlive', keepAlive, 0, 3600000);
+    if (congestionControl !== undefined) {
+      if (typeof congestionControl !== 'string') throw invalidArgType('options.congestionControl', "'cubic', 'bbr' or 'reno'", congestionControl);
+      if (!CONGESTION_CONTROLS.includes(congestionControl)) {
+        throw invalidArgValue('options.congestionControl', `must be 'cubic', 'bbr' or 'reno'. Received '${congestionControl}'`);
+      }
+    }
     checkOptionalInteger('options.maxStreamsBidi', maxStreamsBidi, 0, 1 << 30);
     checkOptionalInteger('options.maxStreamsUni', maxStreamsUni, 0, 1 << 30);
     checkOptionalInteger('options.streamWindow', streamWindow, 1024, MAX_U32);
@@ -305,6 +321,7 @@ export class Engine extends EventEmitter {
       idleTimeout,
       handshakeTimeout,
       keepAlive,
+      congestionControl,
       maxStreamsBidi,
       maxStreamsUni,
       streamWindow,

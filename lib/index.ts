@@ -1,6 +1,6 @@
 // quicket: QUIC for Node.js with TLS 1.3 session resumption and 0-RTT.
 export { Engine } from './engine';
-export type { EngineOptions, EngineEvents, EngineStats, AddressValidationMode, ListenOptions, ConnectOptions, AddressInfo, LookupFunction } from './engine';
+export type { EngineOptions, EngineEvents, EngineStats, AddressValidationMode, CongestionControl, ListenOptions, ConnectOptions, AddressInfo, LookupFunction } from './engine';
 export { Connection } from './connection';
 export type { HandshakeInfo, CloseInfo, CloseOptions, ConnectionStats, EarlyDataState, TicketRejectedReason, ConnectionEvents, PathChangeInfo } from './connection';
 export { Stream } from './stream';

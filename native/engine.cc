@@ -65,6 +65,12 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   transport_.idle_timeout_ms = OptionalNumber(options, "idleTimeout", transport_.idle_timeout_ms);
   transport_.handshake_timeout_ms = OptionalNumber(options, "handshakeTimeout", transport_.handshake_timeout_ms);
   transport_.keep_alive_ms = OptionalNumber(options, "keepAlive", transport_.keep_alive_ms);
+  if (options.Get("congestionControl").IsString()) {
+    std::string name = options.Get("congestionControl").As<Napi::String>();
+    transport_.congestion_control = name == "bbr"    ? NGTCP2_CC_ALGO_BBR
+                                    : name == "reno" ? NGTCP2_CC_ALGO_RENO
+                                                     : NGTCP2_CC_ALGO_CUBIC;
+  }
   transport_.max_streams_bidi = OptionalNumber(options, "maxStreamsBidi", transport_.max_streams_bidi);
   transport_.max_streams_uni = OptionalNumber(options, "maxStreamsUni", transport_.max_streams_uni);
   transport_.stream_window = OptionalNumber(options, "streamWindow", transport_.stream_window);

@@ -97,6 +97,7 @@ void Connection::FillSettings(ngtcp2_settings* settings, const TransportOptions&
   }
   settings->initial_ts = Now();
   settings->handshake_timeout = transport.handshake_timeout_ms * NGTCP2_MILLISECONDS;
+  settings->cc_algo = transport.congestion_control;
   // Let ngtcp2 grow flow-control windows for fast readers, up to these caps.
   settings->max_stream_window = 6 * 1024 * 1024;
   settings->max_window = 16 * 1024 * 1024;

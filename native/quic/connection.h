@@ -37,6 +37,7 @@ struct TransportOptions {
   uint64_t idle_timeout_ms = 30000;
   uint64_t handshake_timeout_ms = 10000;
   uint64_t keep_alive_ms = 0;  // 0: no keep-alive PINGs
+  ngtcp2_cc_algo congestion_control = NGTCP2_CC_ALGO_CUBIC;
   uint64_t max_streams_bidi = 128;
   uint64_t max_streams_uni = 128;
   uint64_t stream_window = 256 * 1024;
