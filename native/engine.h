@@ -67,7 +67,9 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   void ClosePathSockets(Connection* owner, const sockaddr* keep);
   void ReceiveOnPath(PathSocket* path, const uint8_t* data, size_t length, const sockaddr* remote);
   // Scratch space for one GSO batch; flushes run one at a time, so connections share it.
-  static constexpr size_t kSendBufferSize = 64 * 1024;
+  // One GSO send: its total must fit one UDP datagram over IPv4 (65535 - 20 - 8), or the kernel
+  // refuses the whole batch (EMSGSIZE) once packets are large enough to fill 64 KiB exactly.
+  static constexpr size_t kSendBufferSize = 65507;
   uint8_t* send_buffer() { return send_buffer_.get(); }
   const uint8_t* reset_secret() const { return reset_secret_; }
   Napi::AsyncContext& async_context() { return *async_context_; }

@@ -1,7 +1,7 @@
 // congestionControl: the engine's connections use the named ngtcp2 controller. Each one carries a
 // transfer through loss byte-exact; BBR, which sizes its window to the measured bandwidth-delay
-// product instead of growing it until loss, ends a loss-free loopback download with a far smaller
-// window than Cubic's (which is how the option is seen to reach ngtcp2).
+// product instead of growing it until loss, ends a loss-free loopback download with a smaller
+// window than Reno's (which is how the option is seen to reach ngtcp2).
 import { Connection, CongestionControl, Engine, Stream } from '../lib';
 import { HOST, pattern, roundTrip, useEngines } from './helpers';
 import { UdpRelay } from './helpers/udp-relay';
@@ -51,11 +51,18 @@ describe('congestion control', () => {
     return (await accepted).stats().congestionWindow;
   }
 
-  test('the option reaches ngtcp2: after 8 MiB without loss BBR holds a much smaller window than Cubic', async () => {
-    const cubic = await windowAfterDownload('cubic', 8 * MIB);
-    const bbr = await windowAfterDownload('bbr', 8 * MIB);
-    expect(bbr).toBeLessThan(cubic / 2);
-  }, 30000);
+  test('the option reaches ngtcp2: after 8 MiB without loss BBR holds a smaller window than Reno', async () => {
+    // Reno without loss stays in slow start, its window growing by every byte acknowledged; BBR's
+    // follows the measured bandwidth-delay product. Medians of three, as both vary with load.
+    const median = (values: number[]): number => values.sort((a, b) => a - b)[1];
+    const reno: number[] = [];
+    const bbr: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      reno.push(await windowAfterDownload('reno', 8 * MIB));
+      bbr.push(await windowAfterDownload('bbr', 8 * MIB));
+    }
+    expect(median(bbr)).toBeLessThan(0.8 * median(reno));
+  }, 60000);
 
   test('the option is checked', () => {
     expect(() => new Engine({ congestionControl: 'vegas' as never })).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_INVALID_ARG_VALUE' }));

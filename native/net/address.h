@@ -22,5 +22,6 @@ void MapToIpv6(const sockaddr* v4, sockaddr_storage* out);
 // An IPv4-mapped IPv6 address turned back into IPv4, in place; anything else is left alone.
 void UnmapIpv4(sockaddr_storage* address);
 bool IsUnspecified(const sockaddr* address);  // 0.0.0.0 or ::
+bool IsLoopback(const sockaddr* address);     // 127.0.0.0/8 (also IPv4-mapped) or ::1
 
 }  // namespace quicket

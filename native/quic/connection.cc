@@ -9,12 +9,15 @@
 #include "../engine.h"
 #include "../application/raw_application.h"
 #include "../tls/crypto.h"
+#include "../net/address.h"
 
 namespace quicket {
 
 namespace {
 constexpr size_t kCidLength = 18;
 constexpr size_t kMaxPacketsPerFlush = 128;
+// UDP payload sizes tried by path MTU discovery on loopback: 16 KiB, then ngtcp2's defaults.
+constexpr uint16_t kLoopbackProbes[] = {16384, 1454 - 48, 1390 - 48, 1280 - 48, 1492 - 48};
 
 bool RandomCid(ngtcp2_cid* cid, size_t length) {
   cid->datalen = length;
@@ -98,6 +101,14 @@ void Connection::FillSettings(ngtcp2_settings* settings, const TransportOptions&
   settings->initial_ts = Now();
   settings->handshake_timeout = transport.handshake_timeout_ms * NGTCP2_MILLISECONDS;
   settings->cc_algo = transport.congestion_control;
+  if (IsLoopback(path_.remote.addr)) {
+    // Loopback carries 64 KiB datagrams: path MTU discovery confirms 16 KiB packets there, a
+    // tenth of the per-packet work (AEAD setup, headers, ACKs, GSO segments) of Ethernet-sized
+    // ones. ngtcp2's own probes follow, for a connection that moves off loopback.
+    settings->max_tx_udp_payload_size = kLoopbackProbes[0];
+    settings->pmtud_probes = kLoopbackProbes;
+    settings->pmtud_probeslen = sizeof(kLoopbackProbes) / sizeof(kLoopbackProbes[0]);
+  }
   // Let ngtcp2 grow flow-control windows for fast readers, up to these caps.
   settings->max_stream_window = 6 * 1024 * 1024;
   settings->max_window = 16 * 1024 * 1024;
