@@ -14,6 +14,7 @@ const { parseArgs } = require('node:util');
 
 const { ROOT } = require('./lib/common');
 const { environment } = require('./lib/environment');
+const { removeLeftovers } = require('./lib/netem');
 const { stopAll, stopAllAndWait } = require('./lib/processes');
 const { formatTable } = require('./lib/table');
 const ttfb = require('./suites/ttfb');
@@ -46,13 +47,18 @@ function render(report) {
       lines.push(`${suite.name}: FAILED: ${result.error}`, '');
       continue;
     }
+    if (result.skipped) {
+      lines.push(`${suite.name}: skipped: ${result.skipped}`, '');
+      continue;
+    }
     lines.push(suite.report(result));
     for (const note of result.notes ?? []) lines.push(`  note: ${note}`);
     lines.push('');
   }
-  const rows = report.targets.map((t) => [t.pass ? 'PASS' : 'FAIL', t.description, t.value ?? '—', t.min !== undefined ? `>= ${t.min}` : `<= ${t.max}`]);
+  const rows = report.targets.map((t) => [t.skipped ? 'SKIP' : t.pass ? 'PASS' : 'FAIL', t.description, t.value ?? '—', t.min !== undefined ? `>= ${t.min}` : `<= ${t.max}`]);
   lines.push('Targets (same-run ratios)', formatTable(['', 'target', 'measured', 'wanted'], rows));
-  lines.push(`${report.summary.passed} of ${report.targets.length} targets met; run took ${report.durationSeconds} s`);
+  const skipped = report.summary.skipped ? ` (${report.summary.skipped} skipped)` : '';
+  lines.push(`${report.summary.passed} of ${report.targets.length} targets met${skipped}; run took ${report.durationSeconds} s`);
   return lines.join('\n');
 }
 
@@ -80,6 +86,8 @@ async function main() {
     process.exit(2);
   }
   execFileSync('bash', [path.join(ROOT, 'scripts', 'gen-certs.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // Network namespaces a killed run could not delete (their owner's PID is gone).
+  const leftovers = removeLeftovers();
 
   const started = Date.now();
   const deadline = started + BUDGET_MS;
@@ -91,6 +99,7 @@ async function main() {
     benchmarks: {},
     targets: [],
   };
+  if (leftovers.length) report.removedLeftovers = leftovers;
   const ctx = {
     quick: options.quick,
     remainingMs: () => deadline - Date.now(),
@@ -117,7 +126,12 @@ async function main() {
   report.finishedAt = new Date().toISOString();
   report.durationSeconds = Math.round((Date.now() - started) / 1000);
   report.environment.loadavgAfter = os.loadavg().map((load) => Math.round(load * 100) / 100);
-  report.summary = { passed: report.targets.filter((t) => t.pass).length, failed: report.targets.filter((t) => !t.pass).length };
+  // A skipped target (its benchmark could not run here) counts as not met.
+  report.summary = {
+    passed: report.targets.filter((t) => t.pass).length,
+    failed: report.targets.filter((t) => !t.pass).length,
+    skipped: report.targets.filter((t) => t.skipped).length,
+  };
   const written = write(report, options.quick || options.only !== undefined);
   console.log(render(report));
   console.log(`\nresults: ${path.relative(process.cwd(), written)}`);
