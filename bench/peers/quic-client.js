@@ -69,6 +69,24 @@ exports.bulk = async ({ host, port, mode, direction, bytes, timeoutMs }) => {
 };
 
 /**
+ * `count` responses of `bytes` each, all requested at once on one new connection (raw streams or
+ * HTTP/3 requests); seconds from connect() to the last byte of the last response.
+ */
+exports.parallel = async ({ host, port, mode, count, bytes, timeoutMs }) => {
+  const started = process.hrtime.bigint();
+  const connection = connect({ host, port, alpn: mode === 'h3' ? 'h3' : RAW_ALPN });
+  try {
+    const transfer = (mode === 'h3' ? http3Transfer : rawTransfer).bind(null, connection, 'download', bytes);
+    const responses = await withTimeout(Promise.all(Array.from({ length: count }, transfer)), timeoutMs, `${mode} x${count}`);
+    const lastByteAt = responses.reduce((last, r) => (r.lastByteAt > last ? r.lastByteAt : last), started);
+    const { packetsSent, packetsReceived, packetsLost, rtt } = connection.stats();
+    return { seconds: Number(lastByteAt - started) / 1e9, client: { packetsSent, packetsReceived, packetsLost, minRttMs: rtt.min } };
+  } finally {
+    await finish(connection);
+  }
+};
+
+/**
  * Time to first response byte of a tiny request on a new connection, `count` times in a row.
  * variant 'full': no ticket; 'resumed': the previous connection's ticket, 0-RTT off; '0rtt': the
  * ticket and the request in the first flight. Measured from connect() to the first byte.
