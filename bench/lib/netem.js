@@ -222,4 +222,18 @@ async function openPath({ oneWayMs, loss = 0, seed = 1, rateKbit = 0 }) {
   }
 }
 
-module.exports = { openPath, unavailable, removeLeftovers };
+/**
+ * openPath(), or why it cannot be had here: resolves with { path } or { skipped: reason }, so a
+ * benchmark that needs it is skipped with a note instead of failing the run.
+ */
+async function tryOpenPath(options) {
+  const reason = unavailable();
+  if (reason) return { skipped: `emulated network unavailable: ${reason}` };
+  try {
+    return { path: await openPath(options) };
+  } catch (error) {
+    return { skipped: `emulated network could not be created: ${error.message}` };
+  }
+}
+
+module.exports = { openPath, tryOpenPath, unavailable, removeLeftovers };

@@ -5,7 +5,7 @@
 // streams on one TLS/TCP connection, the multiplexed baseline) and node:tls with the 16 MiB back
 // to back on one connection. Clients and servers run in two network namespaces joined by the
 // delay line (lib/netem.js); full handshakes, a fresh connection per transfer.
-const { openPath, unavailable } = require('../lib/netem');
+const { tryOpenPath } = require('../lib/netem');
 const { PeerGroup } = require('../lib/processes');
 const { median, ratio, round } = require('../lib/stats');
 const { formatTable } = require('../lib/table');
@@ -119,12 +119,11 @@ async function measure(ctx, { path, rounds, count, bytes, budgetMs }) {
 module.exports = {
   name: 'lossy',
   async run(ctx) {
-    const reason = unavailable();
-    if (reason) return { skipped: `emulated network unavailable: ${reason}`, targets: TARGETS.map(({ variant, ...t }) => ({ ...t, value: null, skipped: true })) };
+    const { path, skipped } = await tryOpenPath({ oneWayMs: ONE_WAY_MS, loss: LOSS, seed: SEED });
+    if (skipped) return { skipped, targets: TARGETS.map(({ variant, ...t }) => ({ ...t, value: null, skipped: true })) };
     const rounds = ctx.quick ? 1 : 5;
     const count = 16;
     const bytes = ctx.quick ? 256 * 1024 : 1024 * 1024;
-    const path = await openPath({ oneWayMs: ONE_WAY_MS, loss: LOSS, seed: SEED });
     const result = { unit: 's', count, bytes, rounds, seeds: `${SEED} + round`, network: path.settings };
     try {
       Object.assign(result, await measure(ctx, { path, rounds, count, bytes, budgetMs: Math.min(ctx.quick ? 60000 : 200000, ctx.remainingMs() - 45000) }));

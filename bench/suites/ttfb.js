@@ -5,7 +5,7 @@
 // full and resumed (the 'session' event's Buffer as `session`). Clients and servers are separate
 // processes; with an RTT, they run in two network namespaces joined by the delay line
 // (lib/netem.js), and echo peers on the same path measure its round trip.
-const { openPath, unavailable } = require('../lib/netem');
+const { tryOpenPath } = require('../lib/netem');
 const { PeerGroup } = require('../lib/processes');
 const { median, p99, ratio, round } = require('../lib/stats');
 const { formatTable } = require('../lib/table');
@@ -132,11 +132,10 @@ const spread = (samples) => ({ median: round(median(samples)), p99: round(p99(sa
 const withRtt = {
   name: 'ttfbRtt',
   async run(ctx) {
-    const reason = unavailable();
-    if (reason) return { skipped: `emulated network unavailable: ${reason}`, targets: [{ ...RTT_TARGET, value: null, skipped: true }] };
+    const { path, skipped } = await tryOpenPath({ oneWayMs: ONE_WAY_MS });
+    if (skipped) return { skipped, targets: [{ ...RTT_TARGET, value: null, skipped: true }] };
     const rounds = ctx.quick ? 2 : 3;
     const perRound = ctx.quick ? 15 : 70;
-    const path = await openPath({ oneWayMs: ONE_WAY_MS });
     const result = { unit: 'ms and RTT', oneWayMs: ONE_WAY_MS, nominalRttMs: 2 * ONE_WAY_MS, responseBytes: RESPONSE_BYTES, rounds, perRound, network: path.settings };
     try {
       Object.assign(result, await measure(ctx, { rounds, perRound, path }));
