@@ -2,7 +2,7 @@
 // Every process the benchmark starts goes through here, so that each one is stopped by its own
 // PID however the run ends (normal end, error, timeout, Ctrl-C).
 //
-// Node peers (servers, clients, the delay relay) are forked with an IPC channel and driven by RPC:
+// Node peers (servers, clients, echo) are forked with an IPC channel and driven by RPC:
 // peer.call('method', { ...args }) runs exports.method({ ...args }) of the peer's module in the child.
 const { fork, spawn } = require('node:child_process');
 const path = require('node:path');
@@ -83,13 +83,16 @@ class Peer {
 
   /**
    * Forks bench/peers/<module>.js as a peer process. Node options like --expose-gc go in
-   * execArgv; `name` labels errors.
+   * execArgv; `name` labels errors; `netns` runs the peer inside that network namespace.
    */
-  static async start(module, { name = module, execArgv = [], timeoutMs = 10000 } = {}) {
+  static async start(module, { name = module, execArgv = [], timeoutMs = 10000, netns } = {}) {
     refuseIfStopping();
+    // `ip netns exec` execs node in its own place (same PID, so stopAll() still reaches it) and
+    // keeps the environment and open descriptors, so NODE_CHANNEL_FD and the IPC channel survive.
+    const command = netns ? { execPath: 'ip', execArgv: ['netns', 'exec', netns, process.execPath, ...execArgv] } : { execArgv };
     const child = track(fork(path.join(__dirname, 'peer-host.js'), [module], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      execArgv,
+      ...command,
       serialization: 'advanced',
     }));
     await new Promise((resolve, reject) => {
@@ -181,9 +184,9 @@ function runProgram(command, args, { timeoutMs }) {
 }
 
 /** Starts a long-running external program (a server); stop it with stopProgram(). */
-function startProgram(command, args) {
+function startProgram(command, args, { stdio = 'ignore' } = {}) {
   refuseIfStopping();
-  return track(spawn(command, args, { stdio: 'ignore' }));
+  return track(spawn(command, args, { stdio }));
 }
 
 async function stopProgram(child) {

@@ -18,9 +18,9 @@ function clientSsl(alpn, earlyData) {
   return sslConfigs.get(key);
 }
 
-function connect({ port, alpn = RAW_ALPN, earlyData = true, ticket }) {
+function connect({ host = HOST, port, alpn = RAW_ALPN, earlyData = true, ticket }) {
   engine ??= new Engine();
-  const connection = engine.connect({ host: HOST, port, servername: SERVERNAME, ssl: clientSsl(alpn, earlyData), ticket });
+  const connection = engine.connect({ host, port, servername: SERVERNAME, ssl: clientSsl(alpn, earlyData), ticket });
   connection.on('error', () => {});
   return connection;
 }
@@ -56,9 +56,9 @@ async function http3Transfer(connection, direction, bytes) {
 }
 
 /** One transfer of `bytes` on one stream; seconds from connect() to the last response byte. */
-exports.bulk = async ({ port, mode, direction, bytes, timeoutMs }) => {
+exports.bulk = async ({ host, port, mode, direction, bytes, timeoutMs }) => {
   const started = process.hrtime.bigint();
-  const connection = connect({ port, alpn: mode === 'h3' ? 'h3' : RAW_ALPN });
+  const connection = connect({ host, port, alpn: mode === 'h3' ? 'h3' : RAW_ALPN });
   try {
     const transfer = mode === 'h3' ? http3Transfer(connection, direction, bytes) : rawTransfer(connection, direction, bytes);
     const { lastByteAt } = await withTimeout(transfer, timeoutMs, `${mode} ${direction}`);
@@ -69,15 +69,33 @@ exports.bulk = async ({ port, mode, direction, bytes, timeoutMs }) => {
 };
 
 /**
+ * `count` responses of `bytes` each, all requested at once on one new connection (raw streams or
+ * HTTP/3 requests); seconds from connect() to the last byte of the last response.
+ */
+exports.parallel = async ({ host, port, mode, count, bytes, timeoutMs }) => {
+  const started = process.hrtime.bigint();
+  const connection = connect({ host, port, alpn: mode === 'h3' ? 'h3' : RAW_ALPN });
+  try {
+    const transfer = (mode === 'h3' ? http3Transfer : rawTransfer).bind(null, connection, 'download', bytes);
+    const responses = await withTimeout(Promise.all(Array.from({ length: count }, transfer)), timeoutMs, `${mode} x${count}`);
+    const lastByteAt = responses.reduce((last, r) => (r.lastByteAt > last ? r.lastByteAt : last), started);
+    const { packetsSent, packetsReceived, packetsLost, rtt } = connection.stats();
+    return { seconds: Number(lastByteAt - started) / 1e9, client: { packetsSent, packetsReceived, packetsLost, minRttMs: rtt.min } };
+  } finally {
+    await finish(connection);
+  }
+};
+
+/**
  * Time to first response byte of a tiny request on a new connection, `count` times in a row.
  * variant 'full': no ticket; 'resumed': the previous connection's ticket, 0-RTT off; '0rtt': the
  * ticket and the request in the first flight. Measured from connect() to the first byte.
  */
-exports.ttfb = async ({ port, variant, count, warmup, timeLimitMs, responseBytes }) => {
+exports.ttfb = async ({ host, port, variant, count, warmup, timeLimitMs, responseBytes }) => {
   const useTicket = variant !== 'full';
   const exchange = async () => {
     const started = process.hrtime.bigint();
-    const connection = connect({ port, earlyData: variant === '0rtt', ticket: useTicket ? tickets.get(variant) : undefined });
+    const connection = connect({ host, port, earlyData: variant === '0rtt', ticket: useTicket ? tickets.get(variant) : undefined });
     const ticket = useTicket ? nextTicket(connection, 2000) : undefined;
     try {
       const stream = connection.openStream(); // same tick as connect(): 0-RTT when the ticket allows

@@ -39,8 +39,8 @@ function track(connection, raw) {
   if (raw) connection.on('stream', serveExchange);
 }
 
-/** Starts listening on 127.0.0.1; mode 'raw' (ALPN "bench") or 'h3'. Resolves with the port. */
-exports.listen = async ({ mode = 'raw' }) => {
+/** Starts listening on host (default 127.0.0.1); mode 'raw' (ALPN "bench") or 'h3'. Resolves with the port. */
+exports.listen = async ({ mode = 'raw', host = HOST }) => {
   const { cert, key } = loadCerts();
   const ssl = new SslConfig({ alpn: [mode === 'h3' ? 'h3' : RAW_ALPN], cert, key, earlyData: true });
   if (mode === 'h3') {
@@ -50,7 +50,7 @@ exports.listen = async ({ mode = 'raw' }) => {
     engine = new Engine({ ssl });
   }
   engine.on('connection', (connection) => track(connection, mode !== 'h3'));
-  const { port } = await (http3 ?? engine).listen({ host: HOST, port: 0 });
+  const { port } = await (http3 ?? engine).listen({ host, port: 0 });
   return { port };
 };
 

@@ -12,10 +12,10 @@ let secureContext;
 const sessions = new Map(); // TTFB variant -> newest session, kept across rounds
 let idle = [];
 
-function connect({ port, session }) {
+function connect({ host = HOST, port, session }) {
   // One SecureContext for the process (like one SslConfig), not a CA parse per connection.
   secureContext ??= tls.createSecureContext({ ca: loadCerts().ca, minVersion: 'TLSv1.3' });
-  const socket = tls.connect({ host: HOST, port, servername: SERVERNAME, secureContext, session, minVersion: 'TLSv1.3' });
+  const socket = tls.connect({ host, port, servername: SERVERNAME, secureContext, session, minVersion: 'TLSv1.3' });
   socket.setNoDelay(true);
   socket.on('error', () => {});
   return socket;
@@ -40,9 +40,9 @@ function sessionCatcher(socket, ms) {
   return async () => latest ?? (socket.isSessionReused() ? undefined : withTimeout(arrived, ms, 'session').catch(() => undefined));
 }
 
-exports.bulk = async ({ port, direction, bytes, timeoutMs }) => {
+exports.bulk = async ({ host, port, direction, bytes, timeoutMs }) => {
   const started = process.hrtime.bigint();
-  const socket = connect({ port });
+  const socket = connect({ host, port });
   try {
     let transfer;
     if (direction === 'download') {
@@ -60,11 +60,11 @@ exports.bulk = async ({ port, direction, bytes, timeoutMs }) => {
 };
 
 /** variant 'full' (no session) or 'resumed' (the previous connection's session). */
-exports.ttfb = async ({ port, variant, count, warmup, timeLimitMs, responseBytes }) => {
+exports.ttfb = async ({ host, port, variant, count, warmup, timeLimitMs, responseBytes }) => {
   const useSession = variant === 'resumed';
   const exchange = async () => {
     const started = process.hrtime.bigint();
-    const socket = connect({ port, session: useSession ? sessions.get(variant) : undefined });
+    const socket = connect({ host, port, session: useSession ? sessions.get(variant) : undefined });
     const session = useSession ? sessionCatcher(socket, 2000) : undefined;
     try {
       socket.write(encodeRequest('get', responseBytes)); // sent as soon as the handshake allows

@@ -10,7 +10,8 @@ let server;
 const sockets = new Set();
 const counters = { connections: 0, handshakes: 0, resumed: 0, failed: 0, open: 0 };
 
-exports.listen = async () => {
+/** Starts listening on host (default 127.0.0.1). Resolves with the port. */
+exports.listen = async ({ host = HOST } = {}) => {
   const { cert, key } = loadCerts();
   server = tls.createServer({ cert, key, minVersion: 'TLSv1.3' });
   server.on('secureConnection', (socket) => {
@@ -29,7 +30,7 @@ exports.listen = async () => {
   server.on('tlsClientError', () => counters.failed++);
   await new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, HOST, resolve);
+    server.listen(0, host, resolve);
   });
   return { port: server.address().port };
 };
