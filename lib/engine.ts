@@ -53,9 +53,11 @@ export interface EngineOptions {
    */
   keepAlive?: number;
   /**
-   * The congestion controller of the engine's connections (ngtcp2's): `'cubic'` (default, RFC 9438,
-   * with HyStart++), `'bbr'` (BBR v2: paces to the measured bandwidth and round trip, keeps queues
-   * short, does not read random loss as congestion) or `'reno'` (RFC 9002's NewReno).
+   * The congestion controller of the engine's connections (ngtcp2's): `'bbr'` (default; BBR v2:
+   * paces to the measured bandwidth and round trip, keeps queues short, does not read random loss
+   * as congestion), `'cubic'` (RFC 9438, with HyStart++) or `'reno'` (RFC 9002's NewReno). The
+   * default is measured: at 50 ms RTT with 1% random loss Cubic was over 30 times slower than BBR
+   * (bench/README.md, "lossy"); on loopback they were alike.
    */
   congestionControl?: CongestionControl;
   /** Bidirectional streams the peer may have open at once (default 128). */

@@ -67,9 +67,9 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   transport_.keep_alive_ms = OptionalNumber(options, "keepAlive", transport_.keep_alive_ms);
   if (options.Get("congestionControl").IsString()) {
     std::string name = options.Get("congestionControl").As<Napi::String>();
-    transport_.congestion_control = name == "bbr"    ? NGTCP2_CC_ALGO_BBR
+    transport_.congestion_control = name == "cubic"  ? NGTCP2_CC_ALGO_CUBIC
                                     : name == "reno" ? NGTCP2_CC_ALGO_RENO
-                                                     : NGTCP2_CC_ALGO_CUBIC;
+                                                     : NGTCP2_CC_ALGO_BBR;
   }
   transport_.max_streams_bidi = OptionalNumber(options, "maxStreamsBidi", transport_.max_streams_bidi);
   transport_.max_streams_uni = OptionalNumber(options, "maxStreamsUni", transport_.max_streams_uni);
