@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "../engine.h"
+#include "../memory_accounting.h"
 #include "../application/raw_application.h"
 #include "../tls/crypto.h"
 
@@ -143,7 +144,7 @@ std::string Connection::StartClient(const ClientOptions& client) {
   ngtcp2_transport_params params;
   FillTransportParams(&params, transport_);
   int rv = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &path_, NGTCP2_PROTO_VER_V1, &callbacks,
-                                  &settings, &params, nullptr, this);
+                                  &settings, &params, memory::Ngtcp2Allocator(), this);
   if (rv != 0) return ngtcp2_strerror(rv);
   engine_->AddConnectionId(scid, this);
   cids_.push_back(scid);
@@ -203,7 +204,7 @@ std::string Connection::InitServer(Engine* engine, std::shared_ptr<TlsContext> s
   params.stateless_reset_token_present = 1;
   ngtcp2_crypto_generate_stateless_reset_token(params.stateless_reset_token, engine->reset_secret(), 32, &scid);
   int rv = ngtcp2_conn_server_new(&conn_, &initial.scid, &scid, &path_, initial.version, &callbacks,
-                                  &settings, &params, nullptr, this);
+                                  &settings, &params, memory::Ngtcp2Allocator(), this);
   if (rv != 0) return ngtcp2_strerror(rv);
   // Retransmitted Initials still carry the client's chosen DCID: route them here too.
   engine_->AddConnectionId(initial.dcid, this);
