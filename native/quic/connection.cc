@@ -254,6 +254,13 @@ int Connection::ReceiveCryptoData(ngtcp2_conn* conn, ngtcp2_encryption_level lev
     self->peer_verified_ = true;
     self->Queue(events::NewConnection{});
   }
+  if (self->tls_->released()) {
+    // A client ignores a ticket that comes after its TLS state went. A server expects nothing
+    // after the client's Finished (QUIC forbids TLS KeyUpdate, RFC 9001 §6): unexpected_message.
+    if (!self->server_) return 0;
+    ngtcp2_conn_set_tls_alert(conn, 10);
+    return NGTCP2_ERR_CRYPTO;
+  }
   int rv = ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data, datalen, user);
   // The server knows the ALPN once the ClientHello is processed: decide on HTTP/3 once, here.
   if (rv == 0 && self->server_ && level == NGTCP2_ENCRYPTION_LEVEL_INITIAL) {
@@ -284,6 +291,7 @@ int Connection::ReceiveNewToken(ngtcp2_conn*, const uint8_t* token, size_t token
 
 void Connection::OnHandshakeCompleted() {
   state_ = State::kEstablished;
+  if (server_) ScheduleTlsRelease(Now());  // its tickets went out with the handshake
   if (server_ && engine_) {
     engine_->HandshakeCompleted(this);
     // A token for the client's next connection: it skips Retry and the amplification limit.
@@ -323,11 +331,13 @@ void Connection::Receive(const uint8_t* data, size_t length, const sockaddr* loc
                    nullptr};
   ngtcp2_pkt_info info{};
   heard_from_peer_ = true;  // routed here by our connection ID: the address answers
-  int rv = ngtcp2_conn_read_pkt(conn_, &path, &info, data, length, Now());
+  uint64_t now = Now();
+  int rv = ngtcp2_conn_read_pkt(conn_, &path, &info, data, length, now);
   if (rv != 0) {
     HandleLibraryError(rv);
     return;
   }
+  MaybeReleaseTls(now);
   SyncPath();
   MarkDirty();
 }
@@ -450,6 +460,7 @@ void Connection::ScheduleTimer() {
   uint64_t expiry = ngtcp2_conn_get_expiry(conn_);
   if (close_requested_) expiry = std::min(expiry, close_deadline_);
   if (MayTryNextAddress()) expiry = std::min(expiry, AttemptDeadline());
+  if (tls_release_at_ != 0) expiry = std::min(expiry, tls_release_at_);
   uint64_t now = Now();
   uint64_t delay_ms = expiry <= now ? 0 : (expiry - now + NGTCP2_MILLISECONDS - 1) / NGTCP2_MILLISECONDS;
   uv_timer_start(timer_, OnTimer, delay_ms, 0);
@@ -473,13 +484,22 @@ void Connection::OnTimer(uv_timer_t* timer) {
     self->TryNextAddress();
     return;
   }
-  int rv = ngtcp2_conn_handle_expiry(self->conn_, Now());
+  uint64_t now = Now();
+  self->MaybeReleaseTls(now);
+  int rv = ngtcp2_conn_handle_expiry(self->conn_, now);
   if (rv != 0) {
     self->HandleLibraryError(rv);
     return;
   }
   self->SyncPath();
   self->MarkDirty();
+}
+
+void Connection::MaybeReleaseTls(uint64_t now) {
+  if (tls_release_at_ == 0 || now < tls_release_at_ || !tls_) return;
+  tls_release_at_ = 0;
+  tls_->ReleaseHandshakeState();
+  ngtcp2_conn_set_tls_native_handle(conn_, nullptr);
 }
 
 void Connection::Terminate() {

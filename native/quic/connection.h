@@ -197,6 +197,12 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   void FillSettings(ngtcp2_settings* settings, const TransportOptions& transport, const ngtcp2_cid& cid);
   void FillTransportParams(ngtcp2_transport_params* params, const TransportOptions& transport);
   void OnHandshakeCompleted();
+  // The TLS session's handshake state (the SSL object) goes once the peer has nothing more to
+  // send it: a server's at once after its handshake completes, a client's 3 PTOs after the
+  // handshake is confirmed (the server's tickets come with the handshake, a retransmission of
+  // one included). Released outside ngtcp2's calls, after a packet or at the timer.
+  void ScheduleTlsRelease(uint64_t at) { tls_release_at_ = at; }
+  void MaybeReleaseTls(uint64_t now);
   void ReplayRejectedEarlyData();
   void Reopen(StreamTable::Map streams, bool http3);
   std::string StartClient(const ClientOptions& client);
@@ -222,6 +228,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   ngtcp2_conn* conn_ = nullptr;
   ngtcp2_crypto_conn_ref conn_ref_{GetConn, this};
   std::unique_ptr<TlsSession> tls_;
+  uint64_t tls_release_at_ = 0;  // 0: not scheduled
   std::shared_ptr<TlsContext> ssl_;
   uv_timer_t* timer_ = nullptr;
   FILE* qlog_ = nullptr;

@@ -36,8 +36,10 @@ ngtcp2_addr AddressOf(sockaddr_storage* storage) {
 }
 }  // namespace
 
-int Connection::HandshakeConfirmed(ngtcp2_conn*, void* user) {
-  static_cast<Connection*>(user)->confirmed_ = true;  // SyncPath starts a waiting migration
+int Connection::HandshakeConfirmed(ngtcp2_conn* conn, void* user) {
+  auto* self = static_cast<Connection*>(user);
+  self->confirmed_ = true;  // SyncPath starts a waiting migration
+  if (!self->server_) self->ScheduleTlsRelease(Now() + 3 * ngtcp2_conn_get_pto(conn));
   return 0;
 }
 
