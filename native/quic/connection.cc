@@ -16,6 +16,7 @@ namespace quicket {
 namespace {
 constexpr size_t kCidLength = 18;
 constexpr size_t kMaxPacketsPerFlush = 128;
+constexpr size_t kActiveConnectionIdLimit = 8;  // FillTransportParams says why
 
 bool RandomCid(ngtcp2_cid* cid, size_t length) {
   cid->datalen = length;
@@ -35,6 +36,9 @@ void Connection::InitCommon(Engine* engine, std::shared_ptr<TlsContext> ssl, con
   memcpy(&remote_, remote, AddressLength(remote));
   path_.local = {reinterpret_cast<sockaddr*>(&local_), static_cast<ngtcp2_socklen>(AddressLength(local))};
   path_.remote = {reinterpret_cast<sockaddr*>(&remote_), static_cast<ngtcp2_socklen>(AddressLength(remote))};
+  // The first IDs, the spare ones the peer accepts (active_connection_id_limit) and, on a server,
+  // the client's original destination ID: reserved at once, not grown by doubling.
+  cids_.reserve(kActiveConnectionIdLimit + 1);
   timer_ = new uv_timer_t;
   uv_timer_init(engine->loop(), timer_);
   // The engine's socket alone keeps the loop alive (engine.unref() lets the process exit).
@@ -114,7 +118,7 @@ void Connection::FillTransportParams(ngtcp2_transport_params* params, const Tran
   params->max_idle_timeout = transport.idle_timeout_ms * NGTCP2_MILLISECONDS;
   // Spare connection IDs for the peer: each path change uses a fresh one, and a client whose
   // migration failed needs another to go back before the peer could replace the first.
-  params->active_connection_id_limit = 8;
+  params->active_connection_id_limit = kActiveConnectionIdLimit;
 }
 
 std::string Connection::InitClient(Engine* engine, std::shared_ptr<TlsContext> ssl, const sockaddr* local,
@@ -243,6 +247,9 @@ int Connection::GetNewConnectionId(ngtcp2_conn*, ngtcp2_cid* cid, uint8_t* token
 int Connection::RemoveConnectionId(ngtcp2_conn*, const ngtcp2_cid* cid, void* user) {
   auto* self = static_cast<Connection*>(user);
   self->engine_->RemoveConnectionId(*cid);
+  self->cids_.erase(std::remove_if(self->cids_.begin(), self->cids_.end(),
+                                   [cid](const ngtcp2_cid& ours) { return ngtcp2_cid_eq(&ours, cid); }),
+                    self->cids_.end());
   return 0;
 }
 
@@ -301,6 +308,9 @@ void Connection::OnHandshakeCompleted() {
     }
   }
   for (auto& [id, stream] : streams_) stream->send.Retain(false);
+  // What connect() asked for served the attempts (retries, other addresses), all over now; a
+  // resumed connection's copy of its ticket goes with it.
+  if (!server_) client_ = ClientOptions{};
   if (!server_) http3_wanted_ = tls_->alpn() == "h3";
   if (http3_wanted_) StartHttp3();
   if (!server_ && early_attempted_ && !tls_->early_data_accepted()) {

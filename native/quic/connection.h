@@ -14,7 +14,6 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <sys/socket.h>
 
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -252,7 +251,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   ngtcp2_conn_info final_info_{};  // the last numbers, for stats() once ngtcp2's state is gone
   bool final_info_kept_ = false;
   std::string peer_certificate_;  // DER, kept by Terminate for getPeerCertificate() after the close
-  std::deque<events::Event> events_;
+  std::vector<events::Event> events_;
   bool pending_opens_due_ = false;  // OpenPendingStreams at the next Flush
 
   std::unique_ptr<Application> app_;  // raw streams until HTTP/3 starts
