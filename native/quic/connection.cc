@@ -506,7 +506,8 @@ void Connection::OnTimer(uv_timer_t* timer) {
 }
 
 void Connection::MaybeReleaseTls(uint64_t now) {
-  if (tls_release_at_ == 0 || now < tls_release_at_ || !tls_) return;
+  if (tls_release_at_ == 0 || !tls_) return;
+  if (now < tls_release_at_ && (server_ || tls_->tickets_received() == 0)) return;
   tls_release_at_ = 0;
   tls_->ReleaseHandshakeState();
   ngtcp2_conn_set_tls_native_handle(conn_, nullptr);

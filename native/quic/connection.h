@@ -197,9 +197,11 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   void FillTransportParams(ngtcp2_transport_params* params, const TransportOptions& transport);
   void OnHandshakeCompleted();
   // The TLS session's handshake state (the SSL object) goes once the peer has nothing more to
-  // send it: a server's at once after its handshake completes, a client's 3 PTOs after the
-  // handshake is confirmed (the server's tickets come with the handshake, a retransmission of
-  // one included). Released outside ngtcp2's calls, after a packet or at the timer.
+  // send it: a server's at once after its handshake completes; a client's once the handshake is
+  // confirmed and the server's ticket came (servers send theirs with the handshake), or 3 PTOs
+  // after confirmation without one (time for a lost ticket to be sent again). Released outside
+  // ngtcp2's calls, after a packet or at the timer; promptly, so the next handshakes reuse the
+  // memory (a late release leaves holes in the heap).
   void ScheduleTlsRelease(uint64_t at) { tls_release_at_ = at; }
   void MaybeReleaseTls(uint64_t now);
   void ReplayRejectedEarlyData();

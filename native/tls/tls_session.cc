@@ -216,6 +216,7 @@ void TlsSession::set_keylog_handler(KeylogHandler handler) {
 // ---- tickets, client side ------------------------------------------------------------------
 
 void TlsSession::OnNewSession(SSL_SESSION* session) {
+  tickets_received_++;
   // Nobody listens for tickets: do no ticket work at all.
   if (!ticket_handler_) return;  // set only while JS listens for tickets
   int length = i2d_SSL_SESSION(session, nullptr);

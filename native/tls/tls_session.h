@@ -68,6 +68,8 @@ class TlsSession {
   void CancelEarlyData();
   // Client: the ticket's session data did not decode; this is a full handshake.
   bool session_refused() const { return session_refused_; }
+  // Client: NewSessionTickets the server sent so far, whether or not JS wanted them.
+  uint32_t tickets_received() const { return tickets_received_; }
 
   std::string alpn() const;
   std::string servername() const;
@@ -122,6 +124,7 @@ class TlsSession {
   TicketHandler ticket_handler_;
   KeylogHandler keylog_handler_;
   bool session_refused_ = false;
+  uint32_t tickets_received_ = 0;
   bool early_data_offered_ = false;
   bool early_data_refused_ = false;  // server: this ticket may resume but gets no 0-RTT
 };
