@@ -15,12 +15,35 @@
 namespace quicket::memory {
 
 namespace {
-// Each counted block starts with its size; 16 bytes keep the caller's block 16-byte aligned.
-constexpr size_t kHeader = 16;
-
 bool counting = false;
 std::atomic<int64_t> ngtcp2_bytes{0};
 std::atomic<int64_t> openssl_bytes{0};
+
+#ifdef QUICKET_HAVE_MALLINFO2
+// glibc knows each block's size: counted as malloc sees it, and the heap's layout stays the one an
+// uncounted run has.
+void* CountedAlloc(std::atomic<int64_t>& counter, size_t size) {
+  void* block = malloc(size);
+  if (block) counter.fetch_add(static_cast<int64_t>(malloc_usable_size(block)), std::memory_order_relaxed);
+  return block;
+}
+
+void CountedFree(std::atomic<int64_t>& counter, void* ptr) {
+  if (!ptr) return;
+  counter.fetch_sub(static_cast<int64_t>(malloc_usable_size(ptr)), std::memory_order_relaxed);
+  free(ptr);
+}
+
+void* CountedRealloc(std::atomic<int64_t>& counter, void* ptr, size_t size) {
+  int64_t old_size = ptr ? static_cast<int64_t>(malloc_usable_size(ptr)) : 0;
+  void* grown = realloc(ptr, size);
+  if (!grown) return nullptr;
+  counter.fetch_add(static_cast<int64_t>(malloc_usable_size(grown)) - old_size, std::memory_order_relaxed);
+  return grown;
+}
+#else
+// Elsewhere each counted block starts with its size; 16 bytes keep the caller's block aligned.
+constexpr size_t kHeader = 16;
 
 void* CountedAlloc(std::atomic<int64_t>& counter, size_t size) {
   auto* block = static_cast<uint8_t*>(malloc(kHeader + size));
@@ -50,6 +73,7 @@ void* CountedRealloc(std::atomic<int64_t>& counter, void* ptr, size_t size) {
   counter.fetch_add(static_cast<int64_t>(size) - static_cast<int64_t>(old_size), std::memory_order_relaxed);
   return grown + kHeader;
 }
+#endif
 
 const ngtcp2_mem kNgtcp2Counting{
     nullptr,

@@ -3,8 +3,9 @@
 // idle connections by component.
 //
 // Off unless QUICKET_MEMORY_ACCOUNTING=1 when the addon loads: counting needs OpenSSL's allocator
-// replaced before its first allocation, and puts a small header in front of every counted block.
-// Off, ngtcp2 gets its default allocator and OpenSSL's is untouched.
+// replaced before its first allocation. On glibc a block counts as malloc_usable_size() says (the
+// heap looks as in an uncounted run); elsewhere a 16-byte header in front of each counted block
+// holds its size. Off, ngtcp2 gets its default allocator and OpenSSL's is untouched.
 #pragma once
 
 #include <ngtcp2/ngtcp2.h>

@@ -5,13 +5,13 @@
 //
 //   node scripts/memory-profile.js [--connections 1000] [--concurrency 25] [--settle-ms 300]
 //
-// Each process runs with QUICKET_MEMORY_ACCOUNTING=1 (native/memory_accounting.h), so the bytes
-// ngtcp2 and OpenSSL hold are counted, and with --expose-gc. Before and after the connections are
+// Each process runs with QUICKET_MEMORY_ACCOUNTING=1 (native/memory_accounting.h; set it to 0 to
+// compare without), so the bytes ngtcp2 and OpenSSL hold are counted, and with --expose-gc. Before and after the connections are
 // opened, after garbage collection, each reads: RSS, the JS heap, malloc's in-use and free bytes
 // (glibc's mallinfo2) and the counters; the differences divided by the connections open are
-// printed in bytes per connection. The counting puts 16 bytes in front of each ngtcp2 and OpenSSL
-// block, so their shares read a little high; the bench (no counting) has the RSS to compare with
-// node:tls. 'other native' is malloc's in-use bytes less ngtcp2's and OpenSSL's: quicket's own
+// printed in bytes per connection. On glibc the counting leaves the heap as it is (block sizes
+// come from malloc_usable_size), so the RSS here is the bench's; it has the node:tls baseline
+// to compare with. 'other native' is malloc's in-use bytes less ngtcp2's and OpenSSL's: quicket's own
 // objects, libuv's, Node's and N-API's, and ngtcp2_crypto_ossl's buffers (plain malloc).
 // Loopback only; every wait is bounded, and both children are killed by PID at the end.
 'use strict';
@@ -115,7 +115,7 @@ function parseArgs(argv) {
 function start(role, args = []) {
   const child = fork(__filename, ['--child', role, ...args], {
     execArgv: ['--expose-gc'],
-    env: { ...process.env, QUICKET_MEMORY_ACCOUNTING: '1' },
+    env: { QUICKET_MEMORY_ACCOUNTING: '1', ...process.env },
   });
   const waiters = [];
   child.on('message', (message) => {
@@ -148,6 +148,7 @@ function perConnection(before, after, count) {
     openssl,
     otherNative: heap - ngtcp2 - openssl,
     mallocFree: each('heapFree'),
+    rest: each('rss') - heap - each('heapFree') - each('heapTotal'),
   };
 }
 
@@ -160,6 +161,7 @@ function print(label, parts) {
     ['    OpenSSL (SSL objects, sessions, cipher contexts)', parts.openssl],
     ['    other native (quicket, N-API, libuv, crypto_ossl buffers)', parts.otherNative],
     ['  malloc free bytes kept (fragmentation)', parts.mallocFree],
+    ['  rest (RSS outside malloc and the JS heap pages)', parts.rest],
   ];
   console.log(`${label}, bytes per idle connection`);
   for (const [name, value] of rows) console.log(`  ${name.padEnd(64)} ${String(value).padStart(8)}`);
@@ -181,7 +183,7 @@ async function main() {
     children.push(client);
     await client.next('ready');
     // Warm-up: one-time allocations (the engine's tables, OpenSSL's method caches) stay out.
-    await client.ask({ type: 'open', count: 20, concurrency: 5 }, 'opened');
+    await client.ask({ type: 'open', count: 20, concurrency: options.concurrency }, 'opened');
     await client.ask({ type: 'closeAll' }, 'closed');
     await sleep(options.settleMs);
     const serverBefore = await server.ask({ type: 'snapshot' }, 'snapshot');
