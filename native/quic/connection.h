@@ -85,7 +85,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   bool finished() const { return state_ == State::kFinished; }
   // Server: the client's first Initial decrypted (so this is a real QUIC client).
   bool peer_verified() const { return peer_verified_; }
-  const sockaddr* remote_address() const { return reinterpret_cast<const sockaddr*>(&remote_); }
+  const sockaddr* remote_address() const { return &remote_.sa; }
   // ICMP says nothing listens at the remote address: a client still handshaking fails with
   // ECONNREFUSED like node:net; anything else ignores it (Engine::OnDestinationError says why).
   void OnPortUnreachable();
@@ -233,20 +233,20 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   std::shared_ptr<TlsContext> ssl_;
   uv_timer_t* timer_ = nullptr;
   FILE* qlog_ = nullptr;
-  sockaddr_storage local_{};
-  sockaddr_storage remote_{};
+  InetAddress local_{};
+  InetAddress remote_{};
   ngtcp2_path path_{};
   std::vector<ngtcp2_cid> cids_;  // every CID routed to us by the engine
   // local_/remote_ are the path JS was last told of; ngtcp2 may be trying another (connection_paths.cc).
   bool validating_ = false;        // a validation that decides a path change is under way...
-  sockaddr_storage validating_local_{};   // ...of this path
-  sockaddr_storage validating_remote_{};
+  InetAddress validating_local_{};   // ...of this path
+  InetAddress validating_remote_{};
   bool path_validated_ = false;    // it succeeded in this ngtcp2 call: SyncPath reports it
   bool confirmed_ = false;         // client: HANDSHAKE_DONE came; migrations may start
   bool migrating_ = false;         // client: migrate() is waiting for its path to validate...
   bool migration_started_ = false;  // ...and ngtcp2 was told (once the handshake is confirmed)
   bool migration_failed_ = false;   // its path failed: go back to the previous one
-  sockaddr_storage migration_local_{};
+  InetAddress migration_local_{};
 
   StreamTable streams_;
   uint64_t streams_opened_ = 0;  // by either side, HTTP/3's own streams aside (stats())
