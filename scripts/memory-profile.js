@@ -16,7 +16,7 @@
 // Loopback only; every wait is bounded, and both children are killed by PID at the end.
 'use strict';
 
-const { fork } = require('node:child_process');
+const { execFileSync, fork } = require('node:child_process');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
@@ -169,6 +169,8 @@ function print(label, parts) {
 
 async function main() {
   const options = parseArgs(process.argv.slice(2));
+  // The test certificates (made once; the script leaves existing ones alone).
+  execFileSync('bash', [path.join(root, 'scripts', 'gen-certs.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
   const children = [];
   const deadline = setTimeout(() => {
     console.error('memory-profile: time limit reached');
