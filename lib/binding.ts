@@ -15,6 +15,8 @@ export interface NativeBinding {
   }): void;
   versions: { openssl: string; ngtcp2: string; nghttp3: string };
   socketFeatures: { gso: boolean; gro: boolean; icmpErrors: boolean; reusePort: boolean };
+  /** Bytes held by ngtcp2 and OpenSSL (counted only with QUICKET_MEMORY_ACCOUNTING=1) and malloc's heap. */
+  memoryUsage(): { counting: boolean; ngtcp2: number; openssl: number; heapInUse: number; heapFree: number };
 }
 
 /** @internal */

@@ -199,6 +199,8 @@ export const kSubmitResponse = Symbol('quicket.submitResponse');
 /** @internal Stream event carrying HTTP/3 header fields: (pairs: string[], trailers: boolean). */
 export const kHeadersEvent = Symbol('quicket.headers');
 
+const ignore = (): void => {};
+
 /**
  * One QUIC connection, client side (from {@link Engine.connect}) or server side (from the engine's
  * 'connection' event). Streams come from {@link Connection.openStream} or the 'stream' event; an
@@ -237,8 +239,8 @@ export class Connection extends EventEmitter {
   #resumedEarly = false;
   #closeInfo?: CloseInfo;
   #streams = new Map<bigint, Stream>();
-  /** Streams waiting for the peer (or the handshake) to allow them, by native token (negative). */
-  #pendingStreams = new Map<bigint, Stream>();
+  /** Streams waiting for the peer (or the handshake) to allow them, by native token (negative); made on first use. */
+  #pendingStreams?: Map<bigint, Stream>;
   /** Streams and requests opened while the server's name resolves, opened natively on attach. */
   #beforeStart: Array<{ stream: Stream; unidirectional: boolean; headers?: string[] }> = [];
   #closeBeforeStart?: [code: number, reason: string, timeout: number];
@@ -277,16 +279,21 @@ export class Connection extends EventEmitter {
       this.#rejectHandshake = reject;
     });
     // Applications that never await the promise must not get unhandled rejections.
-    this.handshake.catch(() => {});
-    // Tickets are only built while someone listens for them.
-    this.on('newListener', (event) => {
-      if (event === 'ticket' && this.listenerCount('ticket') === 0) this.#native?.setWantTickets(true);
-      if (event === 'keylog' && this.listenerCount('keylog') === 0) this.#native?.setWantKeylog(true);
-    });
-    this.on('removeListener', (event) => {
-      if (event === 'ticket' && this.listenerCount('ticket') === 0) this.#native?.setWantTickets(false);
-      if (event === 'keylog' && this.listenerCount('keylog') === 0) this.#native?.setWantKeylog(false);
-    });
+    this.handshake.catch(ignore);
+    // Tickets are only built while someone listens for them. One function for every connection
+    // (EventEmitter calls it on `this`): no closures kept per idle connection.
+    this.on('newListener', Connection.#onNewListener);
+    this.on('removeListener', Connection.#onRemoveListener);
+  }
+
+  static #onNewListener(this: Connection, event: string | symbol): void {
+    if (event === 'ticket' && this.listenerCount('ticket') === 0) this.#native?.setWantTickets(true);
+    if (event === 'keylog' && this.listenerCount('keylog') === 0) this.#native?.setWantKeylog(true);
+  }
+
+  static #onRemoveListener(this: Connection, event: string | symbol): void {
+    if (event === 'ticket' && this.listenerCount('ticket') === 0) this.#native?.setWantTickets(false);
+    if (event === 'keylog' && this.listenerCount('keylog') === 0) this.#native?.setWantKeylog(false);
   }
 
   /** @internal */
@@ -329,9 +336,9 @@ export class Connection extends EventEmitter {
       this.#streams.set(id, stream);
       stream.opened(id);
     } else {
-      this.#pendingStreams.set(id, stream);
+      (this.#pendingStreams ??= new Map()).set(id, stream);
       stream.once('close', () => {
-        if (this.#pendingStreams.delete(id) && !this.#closed) this.#native.cancelPending(id);
+        if (this.#pendingStreams?.delete(id) && !this.#closed) this.#native.cancelPending(id);
       });
     }
   }
@@ -560,10 +567,10 @@ export class Connection extends EventEmitter {
     if (opened) {
       this.#streams.set(id, stream);
     } else {
-      this.#pendingStreams.set(id, stream);
+      (this.#pendingStreams ??= new Map()).set(id, stream);
       // Destroyed before it could open: native forgets it.
       stream.once('close', () => {
-        if (this.#pendingStreams.delete(id) && !this.#closed) this.#native.cancelPending(id);
+        if (this.#pendingStreams?.delete(id) && !this.#closed) this.#native.cancelPending(id);
       });
     }
     return stream;
@@ -618,8 +625,8 @@ export class Connection extends EventEmitter {
   }
   /** @internal */
   [kOnStreamOpened](token: bigint, id: bigint): void {
-    const stream = this.#pendingStreams.get(token);
-    this.#pendingStreams.delete(token);
+    const stream = this.#pendingStreams?.get(token);
+    this.#pendingStreams?.delete(token);
     if (!stream) {
       this.#native.shutdownStream(id, 0); // destroyed while native was opening it
       return;
@@ -629,8 +636,8 @@ export class Connection extends EventEmitter {
   }
   /** @internal */
   [kOnStreamOpenFailed](token: bigint, error: CodedError): void {
-    const stream = this.#pendingStreams.get(token);
-    this.#pendingStreams.delete(token);
+    const stream = this.#pendingStreams?.get(token);
+    this.#pendingStreams?.delete(token);
     stream?.failOpen(error);
   }
   /** @internal */
@@ -736,13 +743,13 @@ export class Connection extends EventEmitter {
       streamError = codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed');
     }
     for (const stream of this.#streams.values()) stream.connectionClosed(streamError);
-    if (this.#pendingStreams.size > 0) {
+    if (this.#pendingStreams && this.#pendingStreams.size > 0) {
       // Only made when needed: an Error captures a stack.
       const unsent = info.error ?? codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed before the stream could open');
       for (const stream of this.#pendingStreams.values()) stream.connectionClosed(unsent);
     }
     this.#streams.clear();
-    this.#pendingStreams.clear();
+    this.#pendingStreams?.clear();
     if (!this.#info) {
       this.#rejectHandshake(info.error ?? codedError('ERR_QUIC_CONNECTION_CLOSED', 'the connection closed before the handshake completed'));
     }

@@ -6,6 +6,7 @@
 
 #include "quic/connection.h"
 #include "engine.h"
+#include "memory_accounting.h"
 #include "ssl_config.h"
 #include "tls/crypto.h"
 
@@ -19,7 +20,20 @@ static void SetCallbacks(const Napi::CallbackInfo& info) {
   data->events.Load(callbacks.Get("events").As<Napi::Object>());
 }
 
+// memoryUsage(): what scripts/memory-profile.js splits an idle connection's memory by.
+static Napi::Value MemoryUsage(const Napi::CallbackInfo& info) {
+  memory::Usage usage = memory::Current();
+  Napi::Object result = Napi::Object::New(info.Env());
+  result.Set("counting", usage.counting);
+  result.Set("ngtcp2", static_cast<double>(usage.ngtcp2_bytes));
+  result.Set("openssl", static_cast<double>(usage.openssl_bytes));
+  result.Set("heapInUse", static_cast<double>(usage.heap_in_use));
+  result.Set("heapFree", static_cast<double>(usage.heap_free));
+  return result;
+}
+
 Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  memory::InstallIfRequested();  // before OpenSSL's first allocation
   if (!InitCrypto()) {
     ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_TLS", "cannot initialise the vendored OpenSSL");
   }
@@ -31,6 +45,7 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("Connection", connection);
   exports.Set("SslConfig", SslConfig::Init(env));
   exports.Set("setCallbacks", Napi::Function::New(env, SetCallbacks));
+  exports.Set("memoryUsage", Napi::Function::New(env, MemoryUsage));
   exports.Set("versions", [&] {
     Napi::Object versions = Napi::Object::New(env);
     versions.Set("openssl", OpenSslVersion());

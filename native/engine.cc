@@ -16,10 +16,6 @@ constexpr size_t kServerCidLength = 18;
 // addressValidation 'auto': Retry once this many handshakes are in progress (about 6 MiB of them).
 constexpr size_t kRetryThreshold = 100;
 
-std::string CidKey(const uint8_t* data, size_t length) {
-  return std::string(reinterpret_cast<const char*>(data), length);
-}
-
 uint64_t OptionalNumber(const Napi::Object& options, const char* name, uint64_t fallback) {
   Napi::Value value = options.Get(name);
   return value.IsNumber() ? static_cast<uint64_t>(value.As<Napi::Number>().Int64Value()) : fallback;
@@ -424,10 +420,10 @@ Napi::Value Engine::Counters(const Napi::CallbackInfo& info) {
 }
 
 void Engine::AddConnectionId(const ngtcp2_cid& cid, Connection* connection) {
-  routes_[CidKey(cid.data, cid.datalen)] = connection;
+  routes_[CidKey(cid)] = connection;
 }
 
-void Engine::RemoveConnectionId(const ngtcp2_cid& cid) { routes_.erase(CidKey(cid.data, cid.datalen)); }
+void Engine::RemoveConnectionId(const ngtcp2_cid& cid) { routes_.erase(CidKey(cid)); }
 
 void Engine::Forget(Connection* connection) {
   ClosePathSockets(connection, nullptr);
@@ -438,7 +434,7 @@ void Engine::Forget(Connection* connection) {
   handshaking_.erase(connection);
   // Only its own IDs: walking every route made N connections closing together cost O(N^2).
   for (const ngtcp2_cid& cid : connection->connection_ids()) {
-    auto route = routes_.find(CidKey(cid.data, cid.datalen));
+    auto route = routes_.find(CidKey(cid));
     if (route != routes_.end() && route->second == connection) routes_.erase(route);
   }
   connections_.erase(connection);

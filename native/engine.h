@@ -10,8 +10,11 @@
 
 #include <ngtcp2/ngtcp2.h>
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -25,6 +28,24 @@
 namespace quicket {
 
 class Engine;
+
+// A connection ID as a routing key, held inline: as a std::string, an 18-byte ID needs the heap,
+// once per route and once per datagram looked up.
+struct CidKey {
+  // Decoded IDs are at most NGTCP2_MAX_CIDLEN long (ngtcp2_pkt_decode_version_cid checks).
+  CidKey(const uint8_t* data, size_t size) : length(static_cast<uint8_t>(std::min<size_t>(size, NGTCP2_MAX_CIDLEN))) {
+    memcpy(bytes, data, length);
+  }
+  explicit CidKey(const ngtcp2_cid& cid) : CidKey(cid.data, cid.datalen) {}
+  bool operator==(const CidKey& other) const { return length == other.length && memcmp(bytes, other.bytes, length) == 0; }
+  uint8_t length;
+  uint8_t bytes[NGTCP2_MAX_CIDLEN];
+};
+struct CidKeyHash {
+  size_t operator()(const CidKey& key) const noexcept {
+    return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(key.bytes), key.length));
+  }
+};
 
 // A socket of its own for a client connection that migrated (connection.migrate(), engine_paths.cc):
 // bound to the engine socket's address on a new port, it receives for that connection only.
@@ -146,7 +167,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   uint64_t resets_in_window_ = 0;
   std::unique_ptr<uint8_t[]> send_buffer_{new uint8_t[kSendBufferSize]};
 
-  std::unordered_map<std::string, Connection*> routes_;     // CID bytes -> connection
+  std::unordered_map<CidKey, Connection*, CidKeyHash> routes_;
   std::unordered_map<Connection*, Napi::ObjectReference> connections_;
   std::unordered_set<Connection*> servers_;      // accepted connections (maxConnections)
   std::unordered_set<Connection*> handshaking_;  // accepted, handshake not complete (maxHandshakes)

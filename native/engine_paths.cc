@@ -72,7 +72,7 @@ void Engine::ReceiveOnPath(PathSocket* path, const uint8_t* data, size_t length,
   if (closing_ || path->closed_) return;
   ngtcp2_version_cid vc;
   if (ngtcp2_pkt_decode_version_cid(&vc, data, length, kOwnCidLength) != 0) return;
-  auto route = routes_.find(std::string(reinterpret_cast<const char*>(vc.dcid), vc.dcidlen));
+  auto route = routes_.find(CidKey(vc.dcid, vc.dcidlen));
   if (route != routes_.end()) {
     if (route->second == path->owner_) path->owner_->Receive(data, length, path->socket_->local_address(), remote);
     return;

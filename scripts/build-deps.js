@@ -158,7 +158,11 @@ const builders = {
     },
   },
   ngtcp2: {
-    flags: [...cmakeCommon, '-DENABLE_OPENSSL=ON', '-DENABLE_GNUTLS=OFF'],
+    // NOMEMPOOL (what ngtcp2's own configure --disable-mempool sets): without it every connection
+    // keeps, until it closes, each pool block it ever used (its handshake's frame and packet
+    // pools: about 6 KiB of an idle connection). Without pools ngtcp2 takes objects from malloc,
+    // which reuses them across connections; bulk and handshake CPU measured the same (bench/README.md).
+    flags: [...cmakeCommon, '-DENABLE_OPENSSL=ON', '-DENABLE_GNUTLS=OFF', '-DCMAKE_C_FLAGS=-DNOMEMPOOL'],
     // The crypto backend is compiled against the vendored OpenSSL: rebuild when it changes.
     dependsOn: ['openssl'],
     build(src) {

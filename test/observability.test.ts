@@ -5,7 +5,7 @@ import path from 'node:path';
 
 import { Connection, Engine } from '../lib';
 import { quicketErrorCodes } from '../lib/errors';
-import { clientSsl, HOST, pem, serverSsl, useEngines } from './helpers';
+import { ALPN, clientSsl, HOST, pem, readAll, serverSsl, useEngines } from './helpers';
 import { DIST, runToExit } from './helpers/processes';
 
 const engines = useEngines();
@@ -68,6 +68,20 @@ test('remote and local addresses on both sides; the peer certificate as an X509C
   await client.close();
   expect(client.getPeerCertificate()!.raw.equals(certificate!.raw)).toBe(true);
   expect(client.remotePort).toBe(port);
+});
+
+test('an idle connection still answers about its handshake and still carries streams after its TLS state is released', async () => {
+  const { client, server } = await echoPair(10);
+  // Well past the client's release (3 PTOs after the handshake is confirmed; the server's is at once).
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  expect(client.getPeerCertificate()!.raw.equals(new X509Certificate(pem('server.pem')).raw)).toBe(true);
+  expect(server.getPeerCertificate()).toBeUndefined();
+  expect([client.alpn, server.alpn, client.resumed, server.resumed]).toEqual([ALPN, ALPN, false, false]);
+  const stream = client.openStream();
+  const echoed = readAll(stream);
+  stream.end(Buffer.alloc(100 * 1024, 3));
+  expect((await echoed).equals(Buffer.alloc(100 * 1024, 3))).toBe(true);
+  await client.close();
 });
 
 test('a port in use fails listen() like node:dgram: EADDRINUSE with errno, syscall, address and port', async () => {

@@ -1,8 +1,10 @@
 'use strict';
 // Memory per idle connection: a client process opens 1,000 connections that complete their
 // handshake and then sit idle; the server's resident set size (after garbage collection) before
-// and after, divided by the connections open. A fresh server process per transport, warmed up by a
-// few connections first so that one-time allocations stay out of the difference.
+// and after, divided by the connections open, and the client's likewise. A fresh server and client
+// process per transport, each warmed up by a few connections first so that one-time allocations
+// stay out of the difference. The client is one quicket Engine (one SslConfig) holding every
+// connection, against one node:tls SecureContext holding as many sockets.
 const { sleep } = require('../lib/common');
 const { PeerGroup } = require('../lib/processes');
 const { ratio, round } = require('../lib/stats');
@@ -42,6 +44,7 @@ async function measure(transport, count) {
       serverRssBytesPerConnection: perConnection(serverAfter, serverBefore, 'rss', idle),
       serverHeapBytesPerConnection: perConnection(serverAfter, serverBefore, 'heapUsed', idle),
       clientRssBytesPerConnection: perConnection(clientAfter, clientBefore, 'rss', opened.opened),
+      clientHeapBytesPerConnection: perConnection(clientAfter, clientBefore, 'heapUsed', opened.opened),
       serverRss: { before: serverBefore.rss, after: serverAfter.rss },
     };
   } finally {
@@ -64,19 +67,25 @@ async function run(ctx) {
       result.notes.push(`${transport.id}: ${error.message}`);
     }
   }
-  const rss = (id) => result.cases[id]?.serverRssBytesPerConnection;
-  result.ratios = { serverRssPerConnectionVsNodeTls: ratio(rss('quicket'), rss('nodeTls')) };
-  result.targets = [];
+  const rss = (id, side) => result.cases[id]?.[`${side}RssBytesPerConnection`];
+  result.ratios = {
+    serverRssPerConnectionVsNodeTls: ratio(rss('quicket', 'server'), rss('nodeTls', 'server')),
+    clientRssPerConnectionVsNodeTls: ratio(rss('quicket', 'client'), rss('nodeTls', 'client')),
+  };
+  result.targets = [
+    { id: 'memory.server.vsNodeTls', description: 'server RSS per idle connection, quicket vs node:tls', value: result.ratios.serverRssPerConnectionVsNodeTls, max: 0.75 },
+    { id: 'memory.client.vsNodeTls', description: 'client RSS per idle connection, quicket vs node:tls', value: result.ratios.clientRssPerConnectionVsNodeTls, max: 0.75 },
+  ];
   return result;
 }
 
 function report(result) {
   const kib = (bytes) => (bytes === null || bytes === undefined ? null : round(bytes / 1024));
-  const rows = Object.values(result.cases).map((c) => [c.label, kib(c.serverRssBytesPerConnection), kib(c.serverHeapBytesPerConnection), kib(c.clientRssBytesPerConnection), c.serverOpen, c.failed]);
+  const rows = Object.values(result.cases).map((c) => [c.label, kib(c.serverRssBytesPerConnection), kib(c.serverHeapBytesPerConnection), kib(c.clientRssBytesPerConnection), kib(c.clientHeapBytesPerConnection), c.serverOpen, c.failed]);
   return [
     `Memory per idle connection, ${result.connections} connections, KiB (lower is better)`,
-    formatTable(['', 'server RSS', 'server JS heap', 'client RSS', 'open', 'failed'], rows),
-    `ratio: server RSS per connection quicket/node:tls ${result.ratios.serverRssPerConnectionVsNodeTls ?? '—'}`,
+    formatTable(['', 'server RSS', 'server JS heap', 'client RSS', 'client JS heap', 'open', 'failed'], rows),
+    `ratios (RSS per connection, quicket/node:tls): server ${result.ratios.serverRssPerConnectionVsNodeTls ?? '—'}, client ${result.ratios.clientRssPerConnectionVsNodeTls ?? '—'}`,
   ].join('\n');
 }
 

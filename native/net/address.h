@@ -3,11 +3,20 @@
 // see an IPv4 peer as IPv4; the mapped form lives between UdpSocket and the kernel.
 #pragma once
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <string>
 
 namespace quicket {
+
+// An IPv4 or IPv6 socket address in the room the larger needs (28 bytes; a sockaddr_storage is
+// 128): what a connection keeps of its path, several times over.
+union InetAddress {
+  sockaddr sa;
+  sockaddr_in in;
+  sockaddr_in6 in6;
+};
 
 // Parses an IP literal and port into a sockaddr; returns false for anything else.
 bool ParseAddress(const std::string& host, int port, sockaddr_storage* out);

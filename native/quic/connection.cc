@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "../engine.h"
+#include "../memory_accounting.h"
 #include "../application/raw_application.h"
 #include "../tls/crypto.h"
 #include "../net/address.h"
@@ -18,6 +19,7 @@ constexpr size_t kCidLength = 18;
 constexpr size_t kMaxPacketsPerFlush = 128;
 // UDP payload sizes tried by path MTU discovery on loopback: 16 KiB, then ngtcp2's defaults.
 constexpr uint16_t kLoopbackProbes[] = {16384, 1454 - 48, 1390 - 48, 1280 - 48, 1492 - 48};
+constexpr size_t kActiveConnectionIdLimit = 8;  // FillTransportParams says why
 
 bool RandomCid(ngtcp2_cid* cid, size_t length) {
   cid->datalen = length;
@@ -37,6 +39,9 @@ void Connection::InitCommon(Engine* engine, std::shared_ptr<TlsContext> ssl, con
   memcpy(&remote_, remote, AddressLength(remote));
   path_.local = {reinterpret_cast<sockaddr*>(&local_), static_cast<ngtcp2_socklen>(AddressLength(local))};
   path_.remote = {reinterpret_cast<sockaddr*>(&remote_), static_cast<ngtcp2_socklen>(AddressLength(remote))};
+  // The first IDs, the spare ones the peer accepts (active_connection_id_limit) and, on a server,
+  // the client's original destination ID: reserved at once, not grown by doubling.
+  cids_.reserve(kActiveConnectionIdLimit + 1);
   timer_ = new uv_timer_t;
   uv_timer_init(engine->loop(), timer_);
   // The engine's socket alone keeps the loop alive (engine.unref() lets the process exit).
@@ -125,7 +130,7 @@ void Connection::FillTransportParams(ngtcp2_transport_params* params, const Tran
   params->max_idle_timeout = transport.idle_timeout_ms * NGTCP2_MILLISECONDS;
   // Spare connection IDs for the peer: each path change uses a fresh one, and a client whose
   // migration failed needs another to go back before the peer could replace the first.
-  params->active_connection_id_limit = 8;
+  params->active_connection_id_limit = kActiveConnectionIdLimit;
 }
 
 std::string Connection::InitClient(Engine* engine, std::shared_ptr<TlsContext> ssl, const sockaddr* local,
@@ -155,7 +160,7 @@ std::string Connection::StartClient(const ClientOptions& client) {
   ngtcp2_transport_params params;
   FillTransportParams(&params, transport_);
   int rv = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &path_, NGTCP2_PROTO_VER_V1, &callbacks,
-                                  &settings, &params, nullptr, this);
+                                  &settings, &params, memory::Ngtcp2Allocator(), this);
   if (rv != 0) return ngtcp2_strerror(rv);
   engine_->AddConnectionId(scid, this);
   cids_.push_back(scid);
@@ -216,7 +221,7 @@ std::string Connection::InitServer(Engine* engine, std::shared_ptr<TlsContext> s
   params.stateless_reset_token_present = 1;
   ngtcp2_crypto_generate_stateless_reset_token(params.stateless_reset_token, engine->reset_secret(), 32, &scid);
   int rv = ngtcp2_conn_server_new(&conn_, &initial.scid, &scid, &path_, initial.version, &callbacks,
-                                  &settings, &params, nullptr, this);
+                                  &settings, &params, memory::Ngtcp2Allocator(), this);
   if (rv != 0) return ngtcp2_strerror(rv);
   KeepAlive(transport.keep_alive_ms);
   // Retransmitted Initials still carry the client's chosen DCID: route them here too.
@@ -256,6 +261,9 @@ int Connection::GetNewConnectionId(ngtcp2_conn*, ngtcp2_cid* cid, uint8_t* token
 int Connection::RemoveConnectionId(ngtcp2_conn*, const ngtcp2_cid* cid, void* user) {
   auto* self = static_cast<Connection*>(user);
   self->engine_->RemoveConnectionId(*cid);
+  self->cids_.erase(std::remove_if(self->cids_.begin(), self->cids_.end(),
+                                   [cid](const ngtcp2_cid& ours) { return ngtcp2_cid_eq(&ours, cid); }),
+                    self->cids_.end());
   return 0;
 }
 
@@ -266,6 +274,13 @@ int Connection::ReceiveCryptoData(ngtcp2_conn* conn, ngtcp2_encryption_level lev
   if (self->server_ && !self->peer_verified_) {
     self->peer_verified_ = true;
     self->Queue(events::NewConnection{});
+  }
+  if (self->tls_->released()) {
+    // A client ignores a ticket that comes after its TLS state went. A server expects nothing
+    // after the client's Finished (QUIC forbids TLS KeyUpdate, RFC 9001 §6): unexpected_message.
+    if (!self->server_) return 0;
+    ngtcp2_conn_set_tls_alert(conn, 10);
+    return NGTCP2_ERR_CRYPTO;
   }
   int rv = ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data, datalen, user);
   // The server knows the ALPN once the ClientHello is processed: decide on HTTP/3 once, here.
@@ -297,6 +312,7 @@ int Connection::ReceiveNewToken(ngtcp2_conn*, const uint8_t* token, size_t token
 
 void Connection::OnHandshakeCompleted() {
   state_ = State::kEstablished;
+  if (server_) ScheduleTlsRelease(Now());  // its tickets went out with the handshake
   if (server_ && engine_) {
     engine_->HandshakeCompleted(this);
     // A token for the client's next connection: it skips Retry and the amplification limit.
@@ -306,6 +322,9 @@ void Connection::OnHandshakeCompleted() {
     }
   }
   for (auto& [id, stream] : streams_) stream->send.Retain(false);
+  // What connect() asked for served the attempts (retries, other addresses), all over now; a
+  // resumed connection's copy of its ticket goes with it.
+  if (!server_) client_ = ClientOptions{};
   if (!server_) http3_wanted_ = tls_->alpn() == "h3";
   if (http3_wanted_) StartHttp3();
   if (!server_ && early_attempted_ && !tls_->early_data_accepted()) {
@@ -336,11 +355,13 @@ void Connection::Receive(const uint8_t* data, size_t length, const sockaddr* loc
                    nullptr};
   ngtcp2_pkt_info info{};
   heard_from_peer_ = true;  // routed here by our connection ID: the address answers
-  int rv = ngtcp2_conn_read_pkt(conn_, &path, &info, data, length, Now());
+  uint64_t now = Now();
+  int rv = ngtcp2_conn_read_pkt(conn_, &path, &info, data, length, now);
   if (rv != 0) {
     HandleLibraryError(rv);
     return;
   }
+  MaybeReleaseTls(now);
   SyncPath();
   MarkDirty();
 }
@@ -469,6 +490,7 @@ void Connection::ScheduleTimer() {
   uint64_t expiry = ngtcp2_conn_get_expiry(conn_);
   if (close_requested_) expiry = std::min(expiry, close_deadline_);
   if (MayTryNextAddress()) expiry = std::min(expiry, AttemptDeadline());
+  if (tls_release_at_ != 0) expiry = std::min(expiry, tls_release_at_);
   uint64_t now = Now();
   uint64_t delay_ms = expiry <= now ? 0 : (expiry - now + NGTCP2_MILLISECONDS - 1) / NGTCP2_MILLISECONDS;
   uv_timer_start(timer_, OnTimer, delay_ms, 0);
@@ -492,13 +514,23 @@ void Connection::OnTimer(uv_timer_t* timer) {
     self->TryNextAddress();
     return;
   }
-  int rv = ngtcp2_conn_handle_expiry(self->conn_, Now());
+  uint64_t now = Now();
+  self->MaybeReleaseTls(now);
+  int rv = ngtcp2_conn_handle_expiry(self->conn_, now);
   if (rv != 0) {
     self->HandleLibraryError(rv);
     return;
   }
   self->SyncPath();
   self->MarkDirty();
+}
+
+void Connection::MaybeReleaseTls(uint64_t now) {
+  if (tls_release_at_ == 0 || !tls_) return;
+  if (now < tls_release_at_ && (server_ || tls_->tickets_received() == 0)) return;
+  tls_release_at_ = 0;
+  tls_->ReleaseHandshakeState();
+  ngtcp2_conn_set_tls_native_handle(conn_, nullptr);
 }
 
 void Connection::Terminate() {

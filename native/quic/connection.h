@@ -14,7 +14,6 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <sys/socket.h>
 
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -90,7 +89,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   bool finished() const { return state_ == State::kFinished; }
   // Server: the client's first Initial decrypted (so this is a real QUIC client).
   bool peer_verified() const { return peer_verified_; }
-  const sockaddr* remote_address() const { return reinterpret_cast<const sockaddr*>(&remote_); }
+  const sockaddr* remote_address() const { return &remote_.sa; }
   // ICMP says nothing listens at the remote address: a client still handshaking fails with
   // ECONNREFUSED like node:net; anything else ignores it (Engine::OnDestinationError says why).
   void OnPortUnreachable();
@@ -205,6 +204,14 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   void FillSettings(ngtcp2_settings* settings, const TransportOptions& transport, const ngtcp2_cid& cid);
   void FillTransportParams(ngtcp2_transport_params* params, const TransportOptions& transport);
   void OnHandshakeCompleted();
+  // The TLS session's handshake state (the SSL object) goes once the peer has nothing more to
+  // send it: a server's at once after its handshake completes; a client's once the handshake is
+  // confirmed and the server's ticket came (servers send theirs with the handshake), or 3 PTOs
+  // after confirmation without one (time for a lost ticket to be sent again). Released outside
+  // ngtcp2's calls, after a packet or at the timer; promptly, so the next handshakes reuse the
+  // memory (a late release leaves holes in the heap).
+  void ScheduleTlsRelease(uint64_t at) { tls_release_at_ = at; }
+  void MaybeReleaseTls(uint64_t now);
   void ReplayRejectedEarlyData();
   void Reopen(StreamTable::Map streams, bool http3);
   std::string StartClient(const ClientOptions& client);
@@ -230,30 +237,31 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   ngtcp2_conn* conn_ = nullptr;
   ngtcp2_crypto_conn_ref conn_ref_{GetConn, this};
   std::unique_ptr<TlsSession> tls_;
+  uint64_t tls_release_at_ = 0;  // 0: not scheduled
   std::shared_ptr<TlsContext> ssl_;
   uv_timer_t* timer_ = nullptr;
   FILE* qlog_ = nullptr;
-  sockaddr_storage local_{};
-  sockaddr_storage remote_{};
+  InetAddress local_{};
+  InetAddress remote_{};
   ngtcp2_path path_{};
   std::vector<ngtcp2_cid> cids_;  // every CID routed to us by the engine
   // local_/remote_ are the path JS was last told of; ngtcp2 may be trying another (connection_paths.cc).
   bool validating_ = false;        // a validation that decides a path change is under way...
-  sockaddr_storage validating_local_{};   // ...of this path
-  sockaddr_storage validating_remote_{};
+  InetAddress validating_local_{};   // ...of this path
+  InetAddress validating_remote_{};
   bool path_validated_ = false;    // it succeeded in this ngtcp2 call: SyncPath reports it
   bool confirmed_ = false;         // client: HANDSHAKE_DONE came; migrations may start
   bool migrating_ = false;         // client: migrate() is waiting for its path to validate...
   bool migration_started_ = false;  // ...and ngtcp2 was told (once the handshake is confirmed)
   bool migration_failed_ = false;   // its path failed: go back to the previous one
-  sockaddr_storage migration_local_{};
+  InetAddress migration_local_{};
 
   StreamTable streams_;
   uint64_t streams_opened_ = 0;  // by either side, HTTP/3's own streams aside (stats())
   ngtcp2_conn_info final_info_{};  // the last numbers, for stats() once ngtcp2's state is gone
   bool final_info_kept_ = false;
   std::string peer_certificate_;  // DER, kept by Terminate for getPeerCertificate() after the close
-  std::deque<events::Event> events_;
+  std::vector<events::Event> events_;
   bool pending_opens_due_ = false;  // OpenPendingStreams at the next Flush
 
   std::unique_ptr<Application> app_;  // raw streams until HTTP/3 starts

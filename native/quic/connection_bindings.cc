@@ -57,33 +57,38 @@ void Connection::DeliverEvents(Napi::Env env) {
   AddonData* addon = GetAddonData(env);
   // Keep this object alive even if JS drops every reference while we call it.
   Napi::Object self = Value();
+  // Taken in batches, so an idle connection keeps no queue storage; events JS causes while a
+  // batch is delivered form the next one.
   while (!events_.empty() && state_ != State::kTerminated) {
-    events::Event event = std::move(events_.front());
-    events_.pop_front();
-    if (std::holds_alternative<events::NewConnection>(event)) {
+    std::vector<events::Event> batch;
+    batch.swap(events_);
+    for (events::Event& event : batch) {
+      if (state_ == State::kTerminated) break;
+      if (std::holds_alternative<events::NewConnection>(event)) {
+        try {
+          Napi::Value owner = addon->on_connection.MakeCallback(env.Global(), {engine_->owner(), self},
+                                                                engine_->async_context());
+          if (owner.IsObject()) SetOwner(owner.As<Napi::Object>());
+        } catch (const Napi::Error& error) {
+          engine_->ReportCallbackException(error);
+        }
+        continue;
+      }
+      if (owner_.IsEmpty()) continue;
+      auto* data = std::get_if<events::StreamData>(&event);
+      int64_t data_stream = data ? data->id : -1;
+      size_t data_length = data ? data->bytes.size() : 0;  // the bytes may be handed to JS below
       try {
-        Napi::Value owner = addon->on_connection.MakeCallback(env.Global(), {engine_->owner(), self},
-                                                              engine_->async_context());
-        if (owner.IsObject()) SetOwner(owner.As<Napi::Object>());
+        Napi::Value result = addon->events.Deliver(env, owner_.Value(), event, engine_->async_context());
+        // Stream data the JS side took without backpressure is credited back to the peer at once.
+        if (data && result.IsBoolean() && result.As<Napi::Boolean>() && conn_ && state_ != State::kFinished) {
+          ngtcp2_conn_extend_max_stream_offset(conn_, data_stream, data_length);
+          ngtcp2_conn_extend_max_offset(conn_, data_length);
+          MarkDirty();
+        }
       } catch (const Napi::Error& error) {
-        engine_->ReportCallbackException(error);
+        if (engine_) engine_->ReportCallbackException(error);
       }
-      continue;
-    }
-    if (owner_.IsEmpty()) continue;
-    auto* data = std::get_if<events::StreamData>(&event);
-    int64_t data_stream = data ? data->id : -1;
-    size_t data_length = data ? data->bytes.size() : 0;  // the bytes may be handed to JS below
-    try {
-      Napi::Value result = addon->events.Deliver(env, owner_.Value(), event, engine_->async_context());
-      // Stream data the JS side took without backpressure is credited back to the peer at once.
-      if (data && result.IsBoolean() && result.As<Napi::Boolean>() && conn_ && state_ != State::kFinished) {
-        ngtcp2_conn_extend_max_stream_offset(conn_, data_stream, data_length);
-        ngtcp2_conn_extend_max_offset(conn_, data_length);
-        MarkDirty();
-      }
-    } catch (const Napi::Error& error) {
-      if (engine_) engine_->ReportCallbackException(error);
     }
   }
 }

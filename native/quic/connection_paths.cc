@@ -12,6 +12,7 @@
 // decoded wrongly (it fails to decrypt): during a bulk transfer the validation failed. Moving at
 // once leaves the old socket only the packets already in flight. If the new path does not
 // validate, the connection goes back to the old one.
+#include <algorithm>
 #include <cstring>
 
 #include "../engine.h"
@@ -20,24 +21,30 @@
 namespace quicket {
 
 namespace {
-void Store(const ngtcp2_addr& address, sockaddr_storage* out) {
+void Store(const ngtcp2_addr& address, InetAddress* out) {
   *out = {};
-  memcpy(out, address.addr, address.addrlen);
+  memcpy(out, address.addr, std::min<size_t>(address.addrlen, sizeof(*out)));
 }
 
-bool SamePath(const ngtcp2_path& path, const sockaddr_storage& local, const sockaddr_storage& remote) {
-  return SameAddress(path.local.addr, reinterpret_cast<const sockaddr*>(&local)) &&
-         SameAddress(path.remote.addr, reinterpret_cast<const sockaddr*>(&remote));
+sockaddr_storage Widened(const InetAddress& address) {
+  sockaddr_storage out{};
+  memcpy(&out, &address, sizeof(address));
+  return out;
 }
 
-ngtcp2_addr AddressOf(sockaddr_storage* storage) {
-  auto* address = reinterpret_cast<sockaddr*>(storage);
-  return {address, static_cast<ngtcp2_socklen>(AddressLength(address))};
+bool SamePath(const ngtcp2_path& path, const InetAddress& local, const InetAddress& remote) {
+  return SameAddress(path.local.addr, &local.sa) && SameAddress(path.remote.addr, &remote.sa);
+}
+
+ngtcp2_addr AddressOf(InetAddress* address) {
+  return {&address->sa, static_cast<ngtcp2_socklen>(AddressLength(&address->sa))};
 }
 }  // namespace
 
-int Connection::HandshakeConfirmed(ngtcp2_conn*, void* user) {
-  static_cast<Connection*>(user)->confirmed_ = true;  // SyncPath starts a waiting migration
+int Connection::HandshakeConfirmed(ngtcp2_conn* conn, void* user) {
+  auto* self = static_cast<Connection*>(user);
+  self->confirmed_ = true;  // SyncPath starts a waiting migration
+  if (!self->server_) self->ScheduleTlsRelease(Now() + 3 * ngtcp2_conn_get_pto(conn));
   return 0;
 }
 
@@ -84,12 +91,12 @@ void Connection::SyncPath() {
   // trusts (validated a moment ago, or recently in use) counts at once.
   if (!validated && validating_ && SamePath(*current, validating_local_, validating_remote_)) return;
   events::PathChange change;
-  change.previous_local = local_;
-  change.previous_remote = remote_;
+  change.previous_local = Widened(local_);
+  change.previous_remote = Widened(remote_);
   Store(current->local, &local_);
   Store(current->remote, &remote_);
-  change.local = local_;
-  change.remote = remote_;
+  change.local = Widened(local_);
+  change.remote = Widened(remote_);
   Queue(change);
   // A client's earlier path sockets carry nothing any more.
   if (!server_ && engine_) engine_->ClosePathSockets(this, reinterpret_cast<const sockaddr*>(&local_));

@@ -108,6 +108,7 @@ void Connection::AbandonAttempt() {
   retried_http3_ = retried_http3_ || app_->http3();
   app_ = std::make_unique<RawApplication>(AsHost());
   tls_.reset();
+  tls_release_at_ = 0;
   ngtcp2_conn_del(conn_);
   conn_ = nullptr;
   if (qlog_) {

@@ -40,10 +40,12 @@ Stream* StreamTable::NextSendable() {
 
 void StreamTable::RotateSendable() {
   Stream* stream = Find(sendable_.front());
+  if (stream && !stream->blocked && stream->has_unsent()) {
+    sendable_.splice(sendable_.end(), sendable_, sendable_.begin());  // to the back, same node
+    return;
+  }
+  if (stream) stream->queued = false;
   sendable_.pop_front();
-  if (!stream) return;
-  stream->queued = false;
-  MarkSendable(stream);
 }
 
 int64_t StreamTable::AddPending(bool bidi, bool request, std::vector<std::string> headers) {

@@ -1,9 +1,10 @@
 // StreamTable: a connection's streams by ID, and the round-robin queue of raw streams with
-// something to send (so many streams share the packets fairly).
+// something to send (so many streams share the packets fairly). The queues are lists: empty, they
+// hold no memory (a std::deque keeps a block even then), and that is every idle connection's case.
 #pragma once
 
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <string>
@@ -47,12 +48,12 @@ class StreamTable {
   };
   int64_t AddPending(bool bidi, bool request, std::vector<std::string> headers);
   void CancelPending(int64_t token);
-  std::deque<PendingOpen>& pending() { return pending_; }
+  std::list<PendingOpen>& pending() { return pending_; }
 
  private:
   Map streams_;
-  std::deque<int64_t> sendable_;
-  std::deque<PendingOpen> pending_;
+  std::list<int64_t> sendable_;
+  std::list<PendingOpen> pending_;
   int64_t next_token_ = 1;
 };
 

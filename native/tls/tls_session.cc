@@ -44,13 +44,32 @@ uint64_t GetBigEndian(const uint8_t* in, size_t bytes) {
 TlsSession::TlsSession(std::shared_ptr<TlsContext> context, ngtcp2_crypto_conn_ref* conn_ref)
     : context_(std::move(context)), conn_ref_(conn_ref) {}
 
-TlsSession::~TlsSession() {
+TlsSession::~TlsSession() { FreeHandshakeState(); }
+
+void TlsSession::FreeHandshakeState() {
   if (ssl_) {
     SSL_set_ex_data(ssl_, SessionIndex(), nullptr);
+    // ngtcp2_crypto_ossl's callbacks must not reach the connection from SSL_free.
     SSL_set_app_data(ssl_, nullptr);
     SSL_free(ssl_);
+    ssl_ = nullptr;
   }
-  if (ossl_) ngtcp2_crypto_ossl_ctx_del(ossl_);
+  if (ossl_) {
+    ngtcp2_crypto_ossl_ctx_del(ossl_);
+    ossl_ = nullptr;
+  }
+}
+
+void TlsSession::ReleaseHandshakeState() {
+  if (!ssl_ || released_) return;
+  alpn_ = alpn();
+  servername_ = servername();
+  peer_certificate_ = PeerCertificateDer();
+  resumed_ = resumed();
+  early_data_accepted_ = early_data_accepted();
+  released_ = true;
+  FreeHandshakeState();
+  policy_ = {};  // the ticket keys and replay store decide nothing more
 }
 
 TlsSession* TlsSession::From(const ssl_st* ssl) {
@@ -128,6 +147,7 @@ std::string TlsSession::InitServer(ServerTicketPolicy policy) {
 }
 
 std::string TlsSession::alpn() const {
+  if (released_) return alpn_;
   const unsigned char* selected = nullptr;
   unsigned length = 0;
   SSL_get0_alpn_selected(ssl_, &selected, &length);
@@ -135,14 +155,15 @@ std::string TlsSession::alpn() const {
 }
 
 std::string TlsSession::servername() const {
-  if (!servername_.empty()) return servername_;
+  if (!servername_.empty() || released_) return servername_;
   const char* name = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name);
   return name ? name : "";
 }
 
-bool TlsSession::resumed() const { return SSL_session_reused(ssl_) == 1; }
+bool TlsSession::resumed() const { return released_ ? resumed_ : SSL_session_reused(ssl_) == 1; }
 
 std::string TlsSession::PeerCertificateDer() const {
+  if (released_) return peer_certificate_;
   X509* certificate = SSL_get0_peer_certificate(ssl_);
   if (!certificate) return {};
   int length = i2d_X509(certificate, nullptr);
@@ -153,10 +174,13 @@ std::string TlsSession::PeerCertificateDer() const {
   return der;
 }
 
-bool TlsSession::early_data_accepted() const { return SSL_get_early_data_status(ssl_) == SSL_EARLY_DATA_ACCEPTED; }
+bool TlsSession::early_data_accepted() const {
+  return released_ ? early_data_accepted_ : SSL_get_early_data_status(ssl_) == SSL_EARLY_DATA_ACCEPTED;
+}
 
+// The handshake completed before a release, so verification had passed.
 bool TlsSession::VerificationFailure(std::string* code, std::string* message) const {
-  if (!context_->reject_unauthorized()) return false;
+  if (!context_->reject_unauthorized() || released_) return false;
   long result = SSL_get_verify_result(ssl_);
   if (result == X509_V_OK) return false;
   switch (result) {
@@ -192,6 +216,7 @@ void TlsSession::set_keylog_handler(KeylogHandler handler) {
 // ---- tickets, client side ------------------------------------------------------------------
 
 void TlsSession::OnNewSession(SSL_SESSION* session) {
+  tickets_received_++;
   // Nobody listens for tickets: do no ticket work at all.
   if (!ticket_handler_) return;  // set only while JS listens for tickets
   int length = i2d_SSL_SESSION(session, nullptr);

@@ -4,7 +4,8 @@
 // the client's tickets and applies the server's ticket and 0-RTT policy.
 //
 // Ownership: Connection owns it and frees it outside of any ngtcp2 or OpenSSL callback. The SSL
-// object points back to it (ex_data) only while it lives.
+// object points back to it (ex_data) only while it lives. Once the handshake is over the SSL
+// object can go before this does (ReleaseHandshakeState): what JS may still ask is kept.
 #pragma once
 
 #include <ngtcp2/ngtcp2_crypto.h>
@@ -56,11 +57,19 @@ class TlsSession {
 
   // For ngtcp2_conn_set_tls_native_handle.
   void* native_handle() const;
+  // After the handshake the SSL object and ngtcp2_crypto_ossl's receive buffer are most of a
+  // connection's TLS memory (about 14 KB) and no longer needed: packet protection has its own keys
+  // in ngtcp2, and key updates derive from those. Frees them, keeping the answers below (ALPN,
+  // server name, resumption, 0-RTT, the peer's certificate). No more TLS data can be read after.
+  void ReleaseHandshakeState();
+  bool released() const { return released_; }
   // Client: the ClientHello will announce 0-RTT; CancelEarlyData() takes that back before it is sent.
   bool early_data_offered() const { return early_data_offered_; }
   void CancelEarlyData();
   // Client: the ticket's session data did not decode; this is a full handshake.
   bool session_refused() const { return session_refused_; }
+  // Client: NewSessionTickets the server sent so far, whether or not JS wanted them.
+  uint32_t tickets_received() const { return tickets_received_; }
 
   std::string alpn() const;
   std::string servername() const;
@@ -83,6 +92,7 @@ class TlsSession {
   ReplayStore& replay_store() const { return policy_.replay_store ? *policy_.replay_store : context_->replay_store(); }
   static TlsSession* From(const ssl_st* ssl);
   std::string Create();
+  void FreeHandshakeState();
   void OnNewSession(ssl_session_st* session);
   std::string TicketAppData() const;
   // Server, on a decrypted ticket: false when it must not resume at all.
@@ -104,10 +114,17 @@ class TlsSession {
   ngtcp2_crypto_ossl_ctx* ossl_ = nullptr;
   ssl_st* ssl_ = nullptr;
   std::string servername_;
+  // What the accessors answer once the SSL object is gone (ReleaseHandshakeState).
+  bool released_ = false;
+  std::string alpn_;
+  std::string peer_certificate_;
+  bool resumed_ = false;
+  bool early_data_accepted_ = false;
   ServerTicketPolicy policy_;
   TicketHandler ticket_handler_;
   KeylogHandler keylog_handler_;
   bool session_refused_ = false;
+  uint32_t tickets_received_ = 0;
   bool early_data_offered_ = false;
   bool early_data_refused_ = false;  // server: this ticket may resume but gets no 0-RTT
 };
