@@ -369,8 +369,8 @@ void Connection::MarkDirty() {
   if (engine_ && state_ != State::kFinished && state_ != State::kTerminated) engine_->MarkDirty(this);
 }
 
-void Connection::Flush() {
-  if (state_ == State::kFinished || state_ == State::kTerminated || !conn_) return;
+bool Connection::Flush() {
+  if (state_ == State::kFinished || state_ == State::kTerminated || !conn_) return false;
   if (pending_opens_due_) OpenPendingStreams();
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_zero(&ps);
@@ -378,17 +378,30 @@ void Connection::Flush() {
   int rv = WritePackets(&ps, ts);
   if (rv != 0) {
     HandleLibraryError(rv);
-    return;
+    return false;
   }
-  ngtcp2_conn_update_pkt_tx_time(conn_, ts);
   if (close_requested_ && state_ == State::kEstablished && GracefulCloseDone(ts)) {
     SendConnectionClose(close_error_);
     events::Close info;
     info.quic_code = close_error_.error_code;
     info.reason = close_reason_;
     Finish(std::move(info));
-    return;
+    return false;
   }
+  bool first = !flushed_this_turn_;
+  flushed_this_turn_ = true;
+  return first;
+}
+
+// The pacer counts a loop turn's packets as one burst. Started after each flush instead, it held
+// back what JS wrote in answer to this turn's events (a stream opened by the handshake, a response)
+// until the next timer, at least 1 ms later: a 16 KiB path MTU probe alone earns a wait of about
+// one RTT, rounded up to the timer's millisecond.
+void Connection::EndTurn() {
+  if (!flushed_this_turn_) return;
+  flushed_this_turn_ = false;
+  if (state_ == State::kFinished || state_ == State::kTerminated || !conn_) return;
+  ngtcp2_conn_update_pkt_tx_time(conn_, Now());
   ScheduleTimer();
 }
 
@@ -460,7 +473,11 @@ int Connection::WritePackets(ngtcp2_path_storage* ps, uint64_t ts) {
     PacketBatch batch(conn_, engine_, ps, ts);
     rv = app_->SendPackets(&batch, kMaxPacketsPerFlush, handshake_first, &more);
   }
-  if (rv == 0 && more) MarkDirty();  // more may be waiting: continue next turn
+  if (rv == 0 && more) {
+    // A full burst: the pacer starts counting now, before the rest goes out.
+    ngtcp2_conn_update_pkt_tx_time(conn_, ts);
+    MarkDirty();
+  }
   return rv;
 }
 
