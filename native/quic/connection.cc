@@ -16,8 +16,12 @@ namespace quicket {
 namespace {
 constexpr size_t kCidLength = 18;
 constexpr size_t kMaxPacketsPerFlush = 128;
-// UDP payload sizes tried by path MTU discovery on loopback: 16 KiB, then ngtcp2's defaults.
-constexpr uint16_t kLoopbackProbes[] = {16384, 1454 - 48, 1390 - 48, 1280 - 48, 1492 - 48};
+// UDP payload sizes tried by path MTU discovery on loopback: 8 KiB, 16 KiB, then ngtcp2's
+// defaults. The first probe leaves the handshake with the initial congestion window (10 x 1200
+// bytes) not yet full: a 16 KiB one overfilled it, and the first request or response then waited
+// for the probe's acknowledgement (+2 ms to a full handshake's first byte).
+constexpr uint16_t kLoopbackProbes[] = {8192, 16384, 1454 - 48, 1390 - 48, 1280 - 48, 1492 - 48};
+constexpr uint16_t kLoopbackMaxPayload = 16384;
 
 bool RandomCid(ngtcp2_cid* cid, size_t length) {
   cid->datalen = length;
@@ -105,7 +109,7 @@ void Connection::FillSettings(ngtcp2_settings* settings, const TransportOptions&
     // Loopback carries 64 KiB datagrams: path MTU discovery confirms 16 KiB packets there, a
     // tenth of the per-packet work (AEAD setup, headers, ACKs, GSO segments) of Ethernet-sized
     // ones. ngtcp2's own probes follow, for a connection that moves off loopback.
-    settings->max_tx_udp_payload_size = kLoopbackProbes[0];
+    settings->max_tx_udp_payload_size = kLoopbackMaxPayload;
     settings->pmtud_probes = kLoopbackProbes;
     settings->pmtud_probeslen = sizeof(kLoopbackProbes) / sizeof(kLoopbackProbes[0]);
   }
