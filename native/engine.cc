@@ -433,6 +433,7 @@ void Engine::Forget(Connection* connection) {
   ClosePathSockets(connection, nullptr);
   dirty_.erase(connection);
   with_events_.erase(connection);
+  finished_.erase(connection);
   clients_.erase(connection);
   servers_.erase(connection);
   handshaking_.erase(connection);
@@ -492,11 +493,11 @@ void Engine::RunTurn() {
     for (Connection* connection : batch) {
       if (connections_.count(connection) && connection->Flush()) flushed.push_back(connection);
     }
-    std::vector<Connection*> finished;
-    for (auto& [connection, reference] : connections_) {
-      if (connection->finished() && !connection->has_events()) finished.push_back(connection);
+    std::vector<Connection*> released;
+    for (Connection* connection : finished_) {
+      if (!connection->has_events()) released.push_back(connection);
     }
-    for (Connection* connection : finished) connection->Terminate();
+    for (Connection* connection : released) connection->Terminate();
   }
   for (Connection* connection : flushed) {
     if (connections_.count(connection)) connection->EndTurn();

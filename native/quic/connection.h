@@ -89,7 +89,6 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   bool has_events() const { return !events_.empty(); }
   // The engine is going away: send CONNECTION_CLOSE and report a local close.
   void CloseForEngineShutdown();
-  bool finished() const { return state_ == State::kFinished; }
   // Server: the client's first Initial decrypted (so this is a real QUIC client).
   bool peer_verified() const { return peer_verified_; }
   const sockaddr* remote_address() const { return reinterpret_cast<const sockaddr*>(&remote_); }
