@@ -2,7 +2,7 @@
 'use strict';
 // quicket's benchmark suite: `npm run bench`. Runs every benchmark against its baselines in the
 // same run, prints a table, and writes bench/results/latest.json plus a dated copy.
-//   node bench/run.js [--quick] [--only bulk,ttfb,ttfbRtt,handshakes,memory,lossy]
+//   node bench/run.js [--quick] [--only bulk,ttfb,ttfbRtt,handshakes,idleHandshakes,memory,lossy]
 // --quick: smaller counts, for trying the suite out (not comparable). --quick and --only runs write
 // bench/results/partial.json (and a dated copy), never latest.json.
 // The run stays under a hard time budget; every process it starts is stopped, whatever happens.
@@ -20,7 +20,7 @@ const { formatTable } = require('./lib/table');
 const ttfb = require('./suites/ttfb');
 
 // lossy runs last: the longest, and bounded by whatever time the others leave.
-const SUITES = [require('./suites/bulk'), ttfb.loopback, ttfb.withRtt, require('./suites/handshakes'), require('./suites/memory'), require('./suites/lossy')];
+const SUITES = [require('./suites/bulk'), ttfb.loopback, ttfb.withRtt, require('./suites/handshakes'), require('./suites/idle-handshakes'), require('./suites/memory'), require('./suites/lossy')];
 const BUDGET_MS = 9 * 60 * 1000; // the whole run must end within 10 minutes
 const RESULTS = path.join(__dirname, 'results');
 

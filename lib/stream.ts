@@ -199,7 +199,9 @@ export class Stream extends Duplex {
       const code = typeof quicCode === 'number' ? quicCode : error ? 1 : 0;
       this.#owner.nativeShutdown(this.#id, code);
     }
-    this.#releaseWriter(error ?? codedError('ERR_QUIC_STREAM_CLOSED', 'the stream is closed'));
+    // Only a write still waiting for its callback hears why: an Error captures a stack, and
+    // making one for every stream that ends costs more than the rest of the teardown.
+    if (this.#writeCallback) this.#releaseWriter(error ?? codedError('ERR_QUIC_STREAM_CLOSED', 'the stream is closed'));
     this.#onOpened?.(error);
     this.#onOpened = undefined;
     callback(error);

@@ -429,6 +429,7 @@ void Engine::Forget(Connection* connection) {
   ClosePathSockets(connection, nullptr);
   dirty_.erase(connection);
   with_events_.erase(connection);
+  finished_.erase(connection);
   clients_.erase(connection);
   servers_.erase(connection);
   handshaking_.erase(connection);
@@ -474,6 +475,7 @@ void Engine::RunTurn() {
   Napi::HandleScope scope(env);
   Napi::Object keep_alive = Value();  // JS may drop the engine from a callback
   (void)keep_alive;
+  std::vector<Connection*> flushed;
   for (int round = 0; round < 4 && (!with_events_.empty() || !dirty_.empty()); round++) {
     while (!with_events_.empty()) {
       std::vector<Connection*> batch(with_events_.begin(), with_events_.end());
@@ -485,13 +487,16 @@ void Engine::RunTurn() {
     std::vector<Connection*> batch(dirty_.begin(), dirty_.end());
     dirty_.clear();
     for (Connection* connection : batch) {
-      if (connections_.count(connection)) connection->Flush();
+      if (connections_.count(connection) && connection->Flush()) flushed.push_back(connection);
     }
-    std::vector<Connection*> finished;
-    for (auto& [connection, reference] : connections_) {
-      if (connection->finished() && !connection->has_events()) finished.push_back(connection);
+    std::vector<Connection*> released;
+    for (Connection* connection : finished_) {
+      if (!connection->has_events()) released.push_back(connection);
     }
-    for (Connection* connection : finished) connection->Terminate();
+    for (Connection* connection : released) connection->Terminate();
+  }
+  for (Connection* connection : flushed) {
+    if (connections_.count(connection)) connection->EndTurn();
   }
   if (with_events_.empty() && dirty_.empty() && idle_) uv_idle_stop(idle_);
   MaybeFinishClose();

@@ -7,6 +7,7 @@ const { sequential, saturate, openMany } = require('../lib/loops');
 const { byteSource, encodeRequest, readResponse, sendBytes } = require('../lib/wire');
 
 let engine;
+let idleEngine; // openIdle({ idleTimeout }): held connections on an engine of their own
 const sslConfigs = new Map();
 const tickets = new Map(); // TTFB variant -> newest ticket, kept across rounds
 let idle = [];
@@ -18,9 +19,9 @@ function clientSsl(alpn, earlyData) {
   return sslConfigs.get(key);
 }
 
-function connect({ host = HOST, port, alpn = RAW_ALPN, earlyData = true, ticket }) {
+function connect({ host = HOST, port, alpn = RAW_ALPN, earlyData = true, ticket, on }) {
   engine ??= new Engine();
-  const connection = engine.connect({ host, port, servername: SERVERNAME, ssl: clientSsl(alpn, earlyData), ticket });
+  const connection = (on ?? engine).connect({ host, port, servername: SERVERNAME, ssl: clientSsl(alpn, earlyData), ticket });
   connection.on('error', () => {});
   return connection;
 }
@@ -135,10 +136,26 @@ exports.handshakes = async ({ port, resumed, concurrency, durationMs }) => {
   return result;
 };
 
-/** Opens `count` connections that then stay idle (no streams) until closeIdle(). */
-exports.openIdle = async ({ port, count, concurrency, timeLimitMs }) => {
+/** Full handshakes one after the other: ms from connect() to the handshake's completion. */
+exports.handshakeLatency = async ({ port, count, warmup, timeLimitMs }) => sequential({ count, warmup, timeLimitMs }, async () => {
+  const started = process.hrtime.bigint();
+  const connection = connect({ port, earlyData: false });
+  try {
+    const info = await withTimeout(connection.handshake, 5000, 'handshake');
+    return { ms: Number(process.hrtime.bigint() - started) / 1e6, resumed: info.resumed, earlyData: false };
+  } finally {
+    await finish(connection);
+  }
+});
+
+/**
+ * Opens `count` connections that then stay idle (no streams) until closeIdle(). With
+ * `idleTimeout` (ms) they live on an engine of their own with that idle timeout.
+ */
+exports.openIdle = async ({ port, count, concurrency, timeLimitMs, idleTimeout }) => {
+  if (idleTimeout !== undefined) idleEngine ??= new Engine({ idleTimeout });
   const { opened, failed, lastError } = await openMany({ count, concurrency, timeLimitMs }, async () => {
-    const connection = connect({ port, earlyData: false });
+    const connection = connect({ port, earlyData: false, on: idleEngine });
     try {
       await withTimeout(connection.handshake, 5000, 'handshake');
     } catch (error) {
@@ -156,6 +173,11 @@ exports.memory = settledMemory;
 exports.closeIdle = async () => {
   const connections = idle;
   idle = [];
+  if (idleEngine) {
+    // Thousands at once: the engine closes them all (CONNECTION_CLOSE each) without waiting.
+    await idleEngine.close();
+    idleEngine = undefined;
+  }
   await Promise.all(connections.map(finish));
 };
 

@@ -39,15 +39,18 @@ function track(connection, raw) {
   if (raw) connection.on('stream', serveExchange);
 }
 
-/** Starts listening on host (default 127.0.0.1); mode 'raw' (ALPN "bench") or 'h3'. Resolves with the port. */
-exports.listen = async ({ mode = 'raw', host = HOST }) => {
+/**
+ * Starts listening on host (default 127.0.0.1); mode 'raw' (ALPN "bench") or 'h3'; `idleTimeout`
+ * in ms (raw only; default the engine's). Resolves with the port.
+ */
+exports.listen = async ({ mode = 'raw', host = HOST, idleTimeout }) => {
   const { cert, key } = loadCerts();
   const ssl = new SslConfig({ alpn: [mode === 'h3' ? 'h3' : RAW_ALPN], cert, key, earlyData: true });
   if (mode === 'h3') {
     http3 = new Http3Server({ ssl }, handleRequest);
     engine = http3.engine;
   } else {
-    engine = new Engine({ ssl });
+    engine = new Engine({ ssl, idleTimeout });
   }
   engine.on('connection', (connection) => track(connection, mode !== 'h3'));
   const { port } = await (http3 ?? engine).listen({ host, port: 0 });

@@ -17,8 +17,12 @@ namespace quicket {
 namespace {
 constexpr size_t kCidLength = 18;
 constexpr size_t kMaxPacketsPerFlush = 128;
-// UDP payload sizes tried by path MTU discovery on loopback: 16 KiB, then ngtcp2's defaults.
-constexpr uint16_t kLoopbackProbes[] = {16384, 1454 - 48, 1390 - 48, 1280 - 48, 1492 - 48};
+// UDP payload sizes tried by path MTU discovery on loopback: 8 KiB, 16 KiB, then ngtcp2's
+// defaults. The first probe leaves the handshake with the initial congestion window (10 x 1200
+// bytes) not yet full: a 16 KiB one overfilled it, and the first request or response then waited
+// for the probe's acknowledgement (+2 ms to a full handshake's first byte).
+constexpr uint16_t kLoopbackProbes[] = {8192, 16384, 1454 - 48, 1390 - 48, 1280 - 48, 1492 - 48};
+constexpr uint16_t kLoopbackMaxPayload = 16384;
 constexpr size_t kActiveConnectionIdLimit = 8;  // FillTransportParams says why
 
 bool RandomCid(ngtcp2_cid* cid, size_t length) {
@@ -110,7 +114,7 @@ void Connection::FillSettings(ngtcp2_settings* settings, const TransportOptions&
     // Loopback carries 64 KiB datagrams: path MTU discovery confirms 16 KiB packets there, a
     // tenth of the per-packet work (AEAD setup, headers, ACKs, GSO segments) of Ethernet-sized
     // ones. ngtcp2's own probes follow, for a connection that moves off loopback.
-    settings->max_tx_udp_payload_size = kLoopbackProbes[0];
+    settings->max_tx_udp_payload_size = kLoopbackMaxPayload;
     settings->pmtud_probes = kLoopbackProbes;
     settings->pmtud_probeslen = sizeof(kLoopbackProbes) / sizeof(kLoopbackProbes[0]);
   }
@@ -390,8 +394,8 @@ void Connection::MarkDirty() {
   if (engine_ && state_ != State::kFinished && state_ != State::kTerminated) engine_->MarkDirty(this);
 }
 
-void Connection::Flush() {
-  if (state_ == State::kFinished || state_ == State::kTerminated || !conn_) return;
+bool Connection::Flush() {
+  if (state_ == State::kFinished || state_ == State::kTerminated || !conn_) return false;
   if (pending_opens_due_) OpenPendingStreams();
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_zero(&ps);
@@ -399,17 +403,30 @@ void Connection::Flush() {
   int rv = WritePackets(&ps, ts);
   if (rv != 0) {
     HandleLibraryError(rv);
-    return;
+    return false;
   }
-  ngtcp2_conn_update_pkt_tx_time(conn_, ts);
   if (close_requested_ && state_ == State::kEstablished && GracefulCloseDone(ts)) {
     SendConnectionClose(close_error_);
     events::Close info;
     info.quic_code = close_error_.error_code;
     info.reason = close_reason_;
     Finish(std::move(info));
-    return;
+    return false;
   }
+  bool first = !flushed_this_turn_;
+  flushed_this_turn_ = true;
+  return first;
+}
+
+// The pacer counts a loop turn's packets as one burst. Started after each flush instead, it held
+// back what JS wrote in answer to this turn's events (a stream opened by the handshake, a response)
+// until the next timer, at least 1 ms later: a 16 KiB path MTU probe alone earns a wait of about
+// one RTT, rounded up to the timer's millisecond.
+void Connection::EndTurn() {
+  if (!flushed_this_turn_) return;
+  flushed_this_turn_ = false;
+  if (state_ == State::kFinished || state_ == State::kTerminated || !conn_) return;
+  ngtcp2_conn_update_pkt_tx_time(conn_, Now());
   ScheduleTimer();
 }
 
@@ -481,7 +498,11 @@ int Connection::WritePackets(ngtcp2_path_storage* ps, uint64_t ts) {
     PacketBatch batch(conn_, engine_, ps, ts);
     rv = app_->SendPackets(&batch, kMaxPacketsPerFlush, handshake_first, &more);
   }
-  if (rv == 0 && more) MarkDirty();  // more may be waiting: continue next turn
+  if (rv == 0 && more) {
+    // A full burst: the pacer starts counting now, before the rest goes out.
+    ngtcp2_conn_update_pkt_tx_time(conn_, ts);
+    MarkDirty();
+  }
   return rv;
 }
 

@@ -81,12 +81,15 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   bool ReceiveUnrouted(const uint8_t* data, size_t length, const sockaddr* local, const sockaddr* remote);
   bool is_client() const { return !server_; }
   const std::vector<ngtcp2_cid>& connection_ids() const { return cids_; }
-  void Flush();
+  // Writes what is pending. True the first time in a loop turn: the engine then calls EndTurn()
+  // once the turn's last flush is done.
+  bool Flush();
+  // Every packet of this turn has left: starts the pacer's wait and the timer.
+  void EndTurn();
   void DeliverEvents(Napi::Env env);
   bool has_events() const { return !events_.empty(); }
   // The engine is going away: send CONNECTION_CLOSE and report a local close.
   void CloseForEngineShutdown();
-  bool finished() const { return state_ == State::kFinished; }
   // Server: the client's first Initial decrypted (so this is a real QUIC client).
   bool peer_verified() const { return peer_verified_; }
   const sockaddr* remote_address() const { return &remote_.sa; }
@@ -285,6 +288,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   bool early_rejected_ = false;
   bool want_tickets_ = false;
   bool close_requested_ = false;
+  bool flushed_this_turn_ = false;  // packets written since the last EndTurn()
   uint64_t close_deadline_ = 0;  // a graceful close gives up waiting for streams then
   bool resumed_reported_ = false;
   ngtcp2_ccerr close_error_{};

@@ -123,6 +123,7 @@ void Connection::Finish(events::Close info) {
   if (timer_) uv_timer_stop(timer_);
   memcpy(&info.peer, &remote_, sizeof(remote_));
   Queue(std::move(info));
+  if (engine_) engine_->MarkFinished(this);
 }
 
 void Connection::OnPortUnreachable() {

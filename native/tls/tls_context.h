@@ -10,6 +10,7 @@
 
 #include "anti_replay.h"
 #include "replay_store.h"
+#include "session_cache.h"
 
 struct ssl_ctx_st;
 
@@ -54,6 +55,8 @@ class TlsContext {
   bool early_data() const { return early_data_; }
   uint64_t anti_replay_window_ms() const { return anti_replay_window_ms_; }
   ReplayStore& replay_store() const { return *replay_store_; }
+  // Client sessions of tickets this context issued, for connect() to skip decoding them.
+  SessionCache& session_cache() { return session_cache_; }
   // Keylog lines are formatted by OpenSSL only once some connection asked for them.
   void EnableKeylog();
   // Before the first client session: the default roots, if this context uses them, are attached
@@ -71,6 +74,7 @@ class TlsContext {
   std::string client_groups_;
   uint64_t anti_replay_window_ms_;
   std::shared_ptr<ReplayStore> replay_store_;
+  SessionCache session_cache_;
   bool has_certificate_ = false;
   bool reject_unauthorized_ = true;
   bool early_data_ = false;

@@ -116,9 +116,15 @@ std::string TlsSession::InitClient(const std::string& servername, const std::vec
   }
   if (!session_data.empty()) {
     const auto* p = reinterpret_cast<const unsigned char*>(session_data.data());
-    SSL_SESSION* session = d2i_SSL_SESSION(nullptr, &p, static_cast<long>(session_data.size()));
-    bool usable = session && p == reinterpret_cast<const unsigned char*>(session_data.data()) + session_data.size() &&
-                  SSL_SESSION_get_protocol_version(session) == TLS1_3_VERSION && SSL_SESSION_is_resumable(session) &&
+    const auto* end = p + session_data.size();
+    SSL_SESSION* session = context_->session_cache().Take(session_data);
+    if (session) {
+      p = end;
+    } else {
+      session = d2i_SSL_SESSION(nullptr, &p, static_cast<long>(session_data.size()));
+    }
+    bool usable = session && p == end && SSL_SESSION_get_protocol_version(session) == TLS1_3_VERSION &&
+                  SSL_SESSION_is_resumable(session) &&
                   SSL_set_session(ssl_, session) == 1;
     // RFC 9001 §4.6.1: only a ticket with max_early_data_size 0xffffffff allows QUIC 0-RTT.
     if (usable && early_data && SSL_SESSION_get_max_early_data(session) == UINT32_MAX) {
@@ -224,6 +230,7 @@ void TlsSession::OnNewSession(SSL_SESSION* session) {
   std::string data(static_cast<size_t>(length), '\0');
   auto* p = reinterpret_cast<unsigned char*>(data.data());
   if (i2d_SSL_SESSION(session, &p) != length) return;
+  context_->session_cache().Put(data, session);
   ticket_handler_(std::move(data), static_cast<uint32_t>(SSL_SESSION_get_ticket_lifetime_hint(session)),
                   SSL_SESSION_get_max_early_data(session) == UINT32_MAX);
 }
