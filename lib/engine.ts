@@ -12,6 +12,7 @@ import {
   checkObject,
   checkOptionalBoolean,
   checkOptionalInteger,
+  checkOptionalOneOf,
   checkOptionalString,
   closedError,
   CodedError,
@@ -279,12 +280,7 @@ export class Engine extends EventEmitter {
     checkOptionalInteger('options.idleTimeout', idleTimeout, 1, 3600000);
     checkOptionalInteger('options.handshakeTimeout', handshakeTimeout, 1, 3600000);
     checkOptionalInteger('options.keepAlive', keepAlive, 0, 3600000);
-    if (congestionControl !== undefined) {
-      if (typeof congestionControl !== 'string') throw invalidArgType('options.congestionControl', "'cubic', 'bbr' or 'reno'", congestionControl);
-      if (!CONGESTION_CONTROLS.includes(congestionControl)) {
-        throw invalidArgValue('options.congestionControl', `must be 'cubic', 'bbr' or 'reno'. Received '${congestionControl}'`);
-      }
-    }
+    checkOptionalOneOf('options.congestionControl', congestionControl, CONGESTION_CONTROLS);
     checkOptionalInteger('options.maxStreamsBidi', maxStreamsBidi, 0, 1 << 30);
     checkOptionalInteger('options.maxStreamsUni', maxStreamsUni, 0, 1 << 30);
     checkOptionalInteger('options.streamWindow', streamWindow, 1024, MAX_U32);
@@ -299,12 +295,7 @@ export class Engine extends EventEmitter {
         throw invalidArgValue('options.statelessResetKey', `must be exactly ${STATELESS_RESET_KEY_LENGTH} bytes. Received ${statelessResetKey.length}`);
       }
     }
-    if (addressValidation !== undefined) {
-      if (typeof addressValidation !== 'string') throw invalidArgType('options.addressValidation', "'auto', 'always' or 'never'", addressValidation);
-      if (!ADDRESS_VALIDATION_MODES.includes(addressValidation)) {
-        throw invalidArgValue('options.addressValidation', `must be 'auto', 'always' or 'never'. Received '${addressValidation}'`);
-      }
-    }
+    checkOptionalOneOf('options.addressValidation', addressValidation, ADDRESS_VALIDATION_MODES);
     checkOptionalInteger('options.maxConnections', maxConnections, 1, MAX_U32);
     checkOptionalInteger('options.maxHandshakes', maxHandshakes, 1, MAX_U32);
     checkOptionalInteger('options.retryTokenLifetime', retryTokenLifetime, 1, 3600000);

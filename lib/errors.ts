@@ -128,6 +128,15 @@ export function checkOptionalString(name: string, value: unknown): void {
   if (value !== undefined && typeof value !== 'string') throw invalidArgType(name, 'a string', value);
 }
 
+/** One of a few string values, e.g. checkOptionalOneOf(name, value, ['auto', 'always', 'never']). */
+export function checkOptionalOneOf(name: string, value: unknown, allowed: readonly string[]): void {
+  if (value === undefined) return;
+  const list = allowed.map((choice) => `'${choice}'`);
+  const expected = `${list.slice(0, -1).join(', ')} or ${list[list.length - 1]}`;
+  if (typeof value !== 'string') throw invalidArgType(name, expected, value);
+  if (!allowed.includes(value)) throw invalidArgValue(name, `must be ${expected}. Received '${value}'`);
+}
+
 export function checkOptionalInteger(name: string, value: unknown, min: number, max: number): void {
   if (value === undefined) return;
   if (typeof value !== 'number') throw invalidArgType(name, 'a number', value);
