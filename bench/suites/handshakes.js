@@ -105,8 +105,8 @@ async function run(ctx) {
     resumedServerCpuPerHandshakeVsNodeTls: ratio(cpu('quicketResumed'), cpu('nodeTlsResumed')),
   };
   result.targets = [
-    { id: 'handshakes.full.vsNodeTls', description: 'server handshakes/s, full, quicket vs node:tls', value: result.ratios.fullVsNodeTls, min: 1.0 },
-    { id: 'handshakes.resumed.vsNodeTls', description: 'server handshakes/s, resumed, quicket vs node:tls', value: result.ratios.resumedVsNodeTls, min: 1.2 },
+    { id: 'handshakes.full.vsNodeTls', description: 'server handshakes/s, full, quicket vs node:tls', value: result.ratios.fullVsNodeTls, min: 2.0 },
+    { id: 'handshakes.resumed.vsNodeTls', description: 'server handshakes/s, resumed, quicket vs node:tls', value: result.ratios.resumedVsNodeTls, min: 2.5 },
   ];
   return result;
 }

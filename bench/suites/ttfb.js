@@ -105,7 +105,12 @@ const loopback = {
       id: 'ttfb.loopback.quicket0Rtt.vsNodeTlsResumed',
       description: 'TTFB loopback, quicket 0-RTT vs node:tls resumed (median)',
       value: result.ratios.median.quicket0RttVsNodeTlsResumed,
-      max: 0.5,
+      max: 0.4,
+    }, {
+      id: 'ttfb.loopback.quicketFull.vsNodeTlsFull',
+      description: 'TTFB loopback, quicket full vs node:tls full (median)',
+      value: result.ratios.median.quicketFullVsNodeTlsFull,
+      max: 0.8,
     }];
     return result;
   },
