@@ -81,6 +81,9 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   } else if (!RandomBytes(reset_secret_, sizeof(reset_secret_))) {
     ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_TLS", "cannot generate the stateless reset secret");
   }
+  if (!reset_tokens_.SetKey(reset_secret_, sizeof(reset_secret_))) {
+    ThrowCoded(env, ErrorKind::kError, "ERR_QUIC_TLS", "cannot key the stateless reset tokens");
+  }
   validation_.SetKey(reset_secret_, sizeof(reset_secret_));
   validation_.SetLifetimes(OptionalNumber(options, "retryTokenLifetime", AddressValidation::kRetryTokenLifetimeMs),
                            OptionalNumber(options, "addressTokenLifetime", AddressValidation::kNewTokenLifetimeMs));
@@ -330,10 +333,8 @@ void Engine::SendStatelessReset(const uint8_t* dcid, size_t dcidlen, size_t rece
   }
   if (resets_in_window_ >= kResetsPerSecond) return;
   resets_in_window_++;
-  ngtcp2_cid cid;
-  ngtcp2_cid_init(&cid, dcid, dcidlen);
   ngtcp2_stateless_reset_token token;
-  if (ngtcp2_crypto_generate_stateless_reset_token(token.data, reset_secret_, sizeof(reset_secret_), &cid) != 0) return;
+  if (!reset_tokens_.Generate(dcid, dcidlen, token.data)) return;
   size_t length = std::min(received - 1, kMaxReset);
   uint8_t random[kMaxReset];
   size_t random_length = length - 1 - NGTCP2_STATELESS_RESET_TOKENLEN;

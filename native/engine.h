@@ -24,6 +24,7 @@
 #include "quic/connection.h"
 #include "ssl_config.h"
 #include "net/udp_socket.h"
+#include "tls/reset_tokens.h"
 
 namespace quicket {
 
@@ -94,7 +95,10 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   // refuses the whole batch (EMSGSIZE) once packets are large enough to fill 64 KiB exactly.
   static constexpr size_t kSendBufferSize = 65507;
   uint8_t* send_buffer() { return send_buffer_.get(); }
-  const uint8_t* reset_secret() const { return reset_secret_; }
+  // The stateless reset token of one of this engine's connection IDs (16 bytes into token).
+  [[nodiscard]] bool ResetToken(const ngtcp2_cid& cid, uint8_t* token) const {
+    return reset_tokens_.Generate(cid.data, cid.datalen, token);
+  }
   Napi::AsyncContext& async_context() { return *async_context_; }
   uv_loop_t* loop() const { return loop_; }
   Napi::Value owner() const { return owner_.Value(); }
@@ -156,6 +160,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public UdpSocket::Receiver {
   ServerTicketPolicy ticket_policy_;
   TransportOptions transport_;
   uint8_t reset_secret_[32];
+  ResetTokens reset_tokens_;  // keyed from reset_secret_
   // Address validation and caps (lib/engine.ts documents the defaults).
   enum class ValidationMode { kAuto, kAlways, kNever };
   ValidationMode validation_mode_ = ValidationMode::kAuto;

@@ -223,7 +223,7 @@ std::string Connection::InitServer(Engine* engine, std::shared_ptr<TlsContext> s
     params.retry_scid_present = 1;
   }
   params.stateless_reset_token_present = 1;
-  ngtcp2_crypto_generate_stateless_reset_token(params.stateless_reset_token, engine->reset_secret(), 32, &scid);
+  if (!engine->ResetToken(scid, params.stateless_reset_token)) return "cannot derive a stateless reset token";
   int rv = ngtcp2_conn_server_new(&conn_, &initial.scid, &scid, &path_, initial.version, &callbacks,
                                   &settings, &params, memory::Ngtcp2Allocator(), this);
   if (rv != 0) return ngtcp2_strerror(rv);
@@ -254,7 +254,7 @@ void Connection::Rand(uint8_t* dest, size_t destlen, const ngtcp2_rand_ctx*) {
 int Connection::GetNewConnectionId(ngtcp2_conn*, ngtcp2_cid* cid, uint8_t* token, size_t cidlen, void* user) {
   auto* self = static_cast<Connection*>(user);
   if (!RandomCid(cid, cidlen) ||
-      ngtcp2_crypto_generate_stateless_reset_token(token, self->engine_->reset_secret(), 32, cid) != 0) {
+      !self->engine_->ResetToken(*cid, token)) {
     return NGTCP2_ERR_CALLBACK_FAILURE;
   }
   self->engine_->AddConnectionId(*cid, self);

@@ -7,6 +7,9 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include <pthread.h>
+
+#include <cstring>
 #include <mutex>
 
 // Node's own headers carry OpenSSL 3.0 (/usr/include/node/openssl): compiling against them would
@@ -29,7 +32,35 @@ bool InitCrypto() {
   return ok;
 }
 
-bool RandomBytes(uint8_t* out, size_t length) { return RAND_bytes(out, static_cast<int>(length)) == 1; }
+namespace {
+// Small requests (connection IDs, IVs, nonces: a dozen per handshake) are served from a per-thread
+// pool that OpenSSL refills 512 bytes at a time: its per-call cost (DRBG lock, fork check) was
+// larger than the bytes' own. Bytes handed out are wiped from the pool, and a forked child starts
+// with an empty one, so no two callers ever get the same bytes.
+constexpr size_t kPoolSize = 512;
+constexpr size_t kPooledMax = 64;
+struct RandomPool {
+  uint8_t bytes[kPoolSize];
+  size_t used = kPoolSize;  // empty
+};
+thread_local RandomPool pool;
+
+void EmptyPoolInChild() { pool.used = kPoolSize; }
+}  // namespace
+
+bool RandomBytes(uint8_t* out, size_t length) {
+  if (length > kPooledMax) return RAND_bytes(out, static_cast<int>(length)) == 1;
+  static std::once_flag fork_hook;
+  std::call_once(fork_hook, [] { pthread_atfork(nullptr, nullptr, EmptyPoolInChild); });
+  if (kPoolSize - pool.used < length) {
+    if (RAND_bytes(pool.bytes, kPoolSize) != 1) return false;
+    pool.used = 0;
+  }
+  memcpy(out, pool.bytes + pool.used, length);
+  OPENSSL_cleanse(pool.bytes + pool.used, length);
+  pool.used += length;
+  return true;
+}
 
 std::string Sha256(const std::string& bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
