@@ -66,11 +66,16 @@ export interface EngineOptions {
   /** Unidirectional streams the peer may have open at once (default 128). */
   maxStreamsUni?: number;
   /**
-   * Initial flow-control window of each stream, in bytes (default 256 KiB, at least 1024): how much
-   * the peer may send on a stream before it is read. ngtcp2 grows it for fast readers, up to 6 MiB.
+   * Initial flow-control window of each stream, in bytes (at least 1024): how much the peer may
+   * send on a stream before it is read. Default 256 KiB for server connections (every client may
+   * fill it) and 1 MiB for client connections. ngtcp2 grows it for fast readers, up to 6 MiB.
    */
   streamWindow?: number;
-  /** Initial flow-control window of the whole connection, in bytes (default 1 MiB, at least 1024; grows up to 16 MiB). */
+  /**
+   * Initial flow-control window of the whole connection, in bytes (at least 1024; grows up to
+   * 16 MiB). Default 1 MiB for server connections and 16 MiB for client connections, as browsers
+   * start: downloads then need no round trips for the window to grow.
+   */
   connectionWindow?: number;
   /** Directory to write one qlog file per connection into (a debugging aid; synchronous writes). */
   qlogDir?: string;

@@ -69,8 +69,11 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   }
   transport_.max_streams_bidi = OptionalNumber(options, "maxStreamsBidi", transport_.max_streams_bidi);
   transport_.max_streams_uni = OptionalNumber(options, "maxStreamsUni", transport_.max_streams_uni);
+  // Given, a window holds for both roles; the defaults differ (TransportOptions).
   transport_.stream_window = OptionalNumber(options, "streamWindow", transport_.stream_window);
   transport_.connection_window = OptionalNumber(options, "connectionWindow", transport_.connection_window);
+  transport_.client_stream_window = OptionalNumber(options, "streamWindow", transport_.client_stream_window);
+  transport_.client_connection_window = OptionalNumber(options, "connectionWindow", transport_.client_connection_window);
   if (options.Get("qlogDir").IsString()) transport_.qlog_dir = options.Get("qlogDir").As<Napi::String>();
   DigestTransportSettings();
   // The same key across restarts and cluster members lets a server that lost a connection's state
