@@ -152,7 +152,9 @@ export function runToExit(command: string, args: string[], env: NodeJS.ProcessEn
       clearTimeout(guard);
       reject(error);
     });
-    child.once('exit', (code) => {
+    // 'close', not 'exit': 'exit' can come before the last of stdout has been read, and a loaded
+    // machine then hands the test an empty or cut-off stdout.
+    child.once('close', (code) => {
       clearTimeout(guard);
       resolve({ code, stdout, stderr });
     });
