@@ -13,6 +13,11 @@ namespace quicket {
 
 class StreamBuffer {
  public:
+  StreamBuffer() = default;
+  ~StreamBuffer();
+  StreamBuffer(const StreamBuffer&) = delete;
+  StreamBuffer& operator=(const StreamBuffer&) = delete;
+
   void Append(const uint8_t* data, size_t length);
   // Fills up to `max` vectors with bytes not yet handed to ngtcp2; returns how many it filled.
   size_t Unsent(ngtcp2_vec* vecs, size_t max) const;
