@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
 
 #include "addon.h"
 #include "tls/crypto.h"
@@ -69,11 +70,10 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   }
   transport_.max_streams_bidi = OptionalNumber(options, "maxStreamsBidi", transport_.max_streams_bidi);
   transport_.max_streams_uni = OptionalNumber(options, "maxStreamsUni", transport_.max_streams_uni);
-  // Given, a window holds for both roles; the defaults differ (TransportOptions).
-  transport_.stream_window = OptionalNumber(options, "streamWindow", transport_.stream_window);
-  transport_.connection_window = OptionalNumber(options, "connectionWindow", transport_.connection_window);
-  transport_.client_stream_window = OptionalNumber(options, "streamWindow", transport_.client_stream_window);
-  transport_.client_connection_window = OptionalNumber(options, "connectionWindow", transport_.client_connection_window);
+  for (TransportOptions::Windows* windows : {&transport_.server_windows, &transport_.client_windows}) {
+    windows->stream = OptionalNumber(options, "streamWindow", windows->stream);
+    windows->connection = OptionalNumber(options, "connectionWindow", windows->connection);
+  }
   if (options.Get("qlogDir").IsString()) transport_.qlog_dir = options.Get("qlogDir").As<Napi::String>();
   DigestTransportSettings();
   // The same key across restarts and cluster members lets a server that lost a connection's state
@@ -139,7 +139,7 @@ void Engine::OnEnvironmentTeardown(void* data) {
 // client remembers those limits for 0-RTT, so after a change its ticket still resumes but its
 // early data is refused (and replayed by the client) instead of breaking the new limits.
 void Engine::DigestTransportSettings() {
-  const uint64_t settings[] = {transport_.stream_window, transport_.connection_window,
+  const uint64_t settings[] = {transport_.server_windows.stream, transport_.server_windows.connection,
                                transport_.max_streams_bidi, transport_.max_streams_uni,
                                transport_.idle_timeout_ms};
   ticket_policy_.settings_digest = Sha256(std::string(reinterpret_cast<const char*>(settings), sizeof(settings)));

@@ -128,11 +128,11 @@ void Connection::FillSettings(ngtcp2_settings* settings, const TransportOptions&
 
 void Connection::FillTransportParams(ngtcp2_transport_params* params, const TransportOptions& transport) {
   ngtcp2_transport_params_default(params);
-  uint64_t stream_window = server_ ? transport.stream_window : transport.client_stream_window;
-  params->initial_max_stream_data_bidi_local = stream_window;
-  params->initial_max_stream_data_bidi_remote = stream_window;
-  params->initial_max_stream_data_uni = stream_window;
-  params->initial_max_data = server_ ? transport.connection_window : transport.client_connection_window;
+  const TransportOptions::Windows& windows = transport.windows(server_);
+  params->initial_max_stream_data_bidi_local = windows.stream;
+  params->initial_max_stream_data_bidi_remote = windows.stream;
+  params->initial_max_stream_data_uni = windows.stream;
+  params->initial_max_data = windows.connection;
   params->initial_max_streams_bidi = transport.max_streams_bidi;
   params->initial_max_streams_uni = transport.max_streams_uni;
   params->max_idle_timeout = transport.idle_timeout_ms * NGTCP2_MILLISECONDS;

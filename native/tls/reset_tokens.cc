@@ -4,6 +4,8 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include <cstring>
+
 namespace quicket {
 
 namespace {
@@ -51,7 +53,7 @@ bool ResetTokens::Generate(const uint8_t* cid, size_t cid_length, uint8_t* out) 
       EVP_MAC_final(mac_, digest, &length, sizeof(digest)) != 1 || length < kTokenLength) {
     return false;
   }
-  for (size_t i = 0; i < kTokenLength; i++) out[i] = digest[i];
+  memcpy(out, digest, kTokenLength);
   return true;
 }
 
