@@ -502,6 +502,7 @@ int Connection::WritePackets(ngtcp2_path_storage* ps, uint64_t ts) {
     PacketBatch batch(conn_, engine_, ps, ts);
     rv = app_->SendPackets(&batch, kMaxPacketsPerFlush, handshake_first, &more);
   }
+  if (!waiting_writers_.empty()) ReleaseWriters();
   if (rv == 0 && more) {
     // A full burst: the pacer starts counting now, before the rest goes out.
     ngtcp2_conn_update_pkt_tx_time(conn_, ts);

@@ -147,8 +147,10 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   // What the JS methods ask of the session.
   // Opens a stream of ours; 0, NGTCP2_ERR_STREAM_ID_BLOCKED (the peer's limit) or another error.
   int OpenLocalStream(bool bidi, Stream** opened);
-  // Appends to the stream (and FIN); returns the buffered bytes once past the drain threshold.
+  // Appends to the stream (and FIN); returns the buffered bytes once JS should wait for a drain.
   uint64_t WriteStream(Stream* stream, const uint8_t* data, size_t length, bool fin);
+  // Queues 'drain' for the streams whose writers wait and whose buffers fell below the limits.
+  void ReleaseWriters();
   void ResetStream(int64_t id, uint64_t code);
   void Consume(int64_t id, uint64_t bytes);
   void CloseGracefully(uint64_t code, std::string reason, uint64_t timeout_ms);
@@ -275,6 +277,7 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   bool final_info_kept_ = false;
   std::string peer_certificate_;  // DER, kept by Terminate for getPeerCertificate() after the close
   std::vector<events::Event> events_;
+  std::vector<int64_t> waiting_writers_;  // streams whose JS writer waits for a drain
   bool pending_opens_due_ = false;  // OpenPendingStreams at the next Flush
 
   std::unique_ptr<Application> app_;  // raw streams until HTTP/3 starts
@@ -290,8 +293,8 @@ class Connection : public Napi::ObjectWrap<Connection>, private Application::Hos
   size_t address_index_ = 0;          // into client_.addresses
   uint64_t attempt_started_ = 0;      // when the handshake with the current address began
   bool heard_from_peer_ = false;      // a datagram for this attempt arrived
-  bool stateless_reset_ = false;
-  std::string address_token_;         // client: the server's newest NEW_TOKEN, carried in tickets      // the peer reset the connection (it lost our state)
+  bool stateless_reset_ = false;      // the peer reset the connection (it lost our state)
+  std::string address_token_;         // client: the server's newest NEW_TOKEN, carried in tickets
   bool retried_http3_ = false;
   StreamTable::Map retried_streams_;
   bool want_keylog_ = false;

@@ -10,8 +10,17 @@
 namespace quicket {
 
 namespace {
-// JS gets a 'drain' for a stream once its unacknowledged bytes fall below this.
-constexpr uint64_t kDrainThreshold = 1024 * 1024;
+// A writer waits (JS gets 'drain' later) while a stream holds this much not yet sent: about one
+// loop turn's packets on loopback, so each flush finds data ready. Sent bytes waiting for their
+// ACK count only up to the second limit: congestion and flow control already bound them, and
+// capping them at 1 MiB capped a loopback transfer's bytes in flight there, however fast the path.
+constexpr uint64_t kUnsentLimit = 1024 * 1024;
+// Bounds a peer that acknowledges everything but a stream's first bytes, which keeps it all.
+constexpr uint64_t kBufferedLimit = 8 * 1024 * 1024;
+
+bool WriterMustWait(const Stream& stream) {
+  return stream.send.unsent_bytes() >= kUnsentLimit || stream.send.buffered_bytes() >= kBufferedLimit;
+}
 }  // namespace
 
 int Connection::StreamOpened(ngtcp2_conn*, int64_t stream_id, void* user) {
@@ -96,7 +105,7 @@ int Connection::AckedStreamData(ngtcp2_conn*, int64_t stream_id, uint64_t offset
   auto* self = static_cast<Connection*>(user);
   Stream* stream = self->streams_.Find(stream_id);
   if (int rv = self->app_->AckedStreamData(stream, stream_id, offset, datalen); rv != 0) return rv;
-  if (stream && stream->drain_wanted && stream->send.buffered_bytes() < kDrainThreshold) {
+  if (stream && stream->drain_wanted && !WriterMustWait(*stream)) {
     stream->drain_wanted = false;
     self->Queue(events::StreamDrain{stream_id});
   }
@@ -186,9 +195,25 @@ uint64_t Connection::WriteStream(Stream* stream, const uint8_t* data, size_t len
   if (length > 0) stream->send.Append(data, length);
   if (fin) stream->fin_requested = true;
   app_->Resume(stream);
-  uint64_t buffered = stream->send.buffered_bytes();
-  stream->drain_wanted = buffered >= kDrainThreshold;
-  return stream->drain_wanted ? buffered : 0;
+  bool waiting = stream->drain_wanted;
+  stream->drain_wanted = WriterMustWait(*stream);
+  if (stream->drain_wanted && !waiting) waiting_writers_.push_back(stream->id);
+  return stream->drain_wanted ? stream->send.buffered_bytes() : 0;
+}
+
+// After packets went out: their bytes left the unsent part (acknowledgements are handled as they come).
+void Connection::ReleaseWriters() {
+  auto still_waiting = [this](int64_t id) {
+    Stream* stream = streams_.Find(id);
+    if (!stream || !stream->drain_wanted) return false;
+    if (WriterMustWait(*stream)) return true;
+    stream->drain_wanted = false;
+    Queue(events::StreamDrain{id});
+    return false;
+  };
+  waiting_writers_.erase(std::remove_if(waiting_writers_.begin(), waiting_writers_.end(),
+                                        [&](int64_t id) { return !still_waiting(id); }),
+                         waiting_writers_.end());
 }
 
 void Connection::ResetStream(int64_t id, uint64_t code) {
