@@ -24,7 +24,8 @@ const PENDING_ID = -1n;
  * One QUIC stream as a node:stream Duplex. Writes stay in the native send buffer until the peer
  * acknowledges them; `write()` returns false once 1 MiB is not yet sent, or 8 MiB not yet
  * acknowledged. Reads are credited back to QUIC flow control only as the application consumes
- * them, so a reader that stops stops the sender. `end()` sends FIN; {@link Stream.destroy} resets the stream.
+ * them, so a reader that stops stops the sender. `end()` sends FIN; {@link Stream.destroy} resets
+ * the stream.
  *
  * Events, besides Duplex's (`'data'`, `'end'`, `'finish'`, `'drain'`, `'close'`, `'error'`):
  * - `'aborted'` `()`: the stream was abandoned before both directions completed: the peer reset

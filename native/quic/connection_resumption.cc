@@ -44,6 +44,8 @@ void Connection::Reopen(StreamTable::Map streams, bool http3) {
     stream->blocked = false;
     stream->queued = false;
     Stream* reopened_stream = streams_.Add(std::move(stream));
+    // Its writer may still wait: the retry dropped it from the list (its stream was gone then).
+    if (reopened_stream->drain_wanted) waiting_writers_.push_back(id);
     if (Http3Application* h3 = http3_application()) {
       h3->SubmitRequest(id, reopened_stream->request_headers);
     } else {

@@ -104,12 +104,8 @@ int Connection::AckedStreamData(ngtcp2_conn*, int64_t stream_id, uint64_t offset
                                 void* user, void*) {
   auto* self = static_cast<Connection*>(user);
   Stream* stream = self->streams_.Find(stream_id);
-  if (int rv = self->app_->AckedStreamData(stream, stream_id, offset, datalen); rv != 0) return rv;
-  if (stream && stream->drain_wanted && !WriterMustWait(*stream)) {
-    stream->drain_wanted = false;
-    self->Queue(events::StreamDrain{stream_id});
-  }
-  return 0;
+  // A writer waiting on these bytes is released by the flush that follows (ReleaseWriters).
+  return self->app_->AckedStreamData(stream, stream_id, offset, datalen);
 }
 
 int Connection::StreamClosed(ngtcp2_conn* conn, uint32_t flags, int64_t stream_id, uint64_t app_error_code,
@@ -195,24 +191,26 @@ uint64_t Connection::WriteStream(Stream* stream, const uint8_t* data, size_t len
   if (length > 0) stream->send.Append(data, length);
   if (fin) stream->fin_requested = true;
   app_->Resume(stream);
-  bool waiting = stream->drain_wanted;
-  stream->drain_wanted = WriterMustWait(*stream);
-  if (stream->drain_wanted && !waiting) waiting_writers_.push_back(stream->id);
+  if (!stream->drain_wanted && WriterMustWait(*stream)) {
+    stream->drain_wanted = true;
+    waiting_writers_.push_back(stream->id);
+  }
   return stream->drain_wanted ? stream->send.buffered_bytes() : 0;
 }
 
-// After packets went out: their bytes left the unsent part (acknowledgements are handled as they come).
+// After each flush, which follows every received packet and timer: packets that went out shrank
+// the unsent part, acknowledgements the rest. A stream that is gone needs no drain.
 void Connection::ReleaseWriters() {
-  auto still_waiting = [this](int64_t id) {
+  auto released = [this](int64_t id) {
     Stream* stream = streams_.Find(id);
-    if (!stream || !stream->drain_wanted) return false;
-    if (WriterMustWait(*stream)) return true;
-    stream->drain_wanted = false;
-    Queue(events::StreamDrain{id});
-    return false;
+    if (stream && WriterMustWait(*stream)) return false;
+    if (stream) {
+      stream->drain_wanted = false;
+      Queue(events::StreamDrain{id});
+    }
+    return true;
   };
-  waiting_writers_.erase(std::remove_if(waiting_writers_.begin(), waiting_writers_.end(),
-                                        [&](int64_t id) { return !still_waiting(id); }),
+  waiting_writers_.erase(std::remove_if(waiting_writers_.begin(), waiting_writers_.end(), released),
                          waiting_writers_.end());
 }
 
