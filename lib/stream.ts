@@ -154,7 +154,7 @@ export class Stream extends Duplex {
     }
     try {
       const buffered = this.#owner.nativeWrite(this.#id, chunk, false);
-      // Above the native threshold, hold the callback until acknowledgements drain the buffer.
+      // Past the native limits (1 MiB unsent or 8 MiB unacknowledged), hold the callback until drained().
       if (buffered > 0) {
         this.#writeCallback = callback;
       } else {
