@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 npx cmake-js compile --out build-asan --CDQUICKET_SANITIZE=address
 ADDON=$PWD/build-asan/Release/quicket.node
-ldd "$ADDON" | grep -q libasan || { echo "asan.sh: $ADDON is not linked against libasan" >&2; exit 1; }
+# (Not `ldd | grep -q`: grep quitting early can kill ldd with SIGPIPE, which pipefail reports.)
+grep -q libasan <<<"$(ldd "$ADDON")" || { echo "asan.sh: $ADDON is not linked against libasan" >&2; exit 1; }
 
 # Node itself is not instrumented, so the ASan runtime has to be loaded first, with LD_PRELOAD.
 ASAN_LIB=$(gcc -print-file-name=libasan.so)

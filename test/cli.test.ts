@@ -145,6 +145,7 @@ describe('the quicket command', () => {
     const followed = await quicket([`${base}/moved`, '--cacert', CA, '-L']);
     expect(JSON.parse(followed.stdout)).toMatchObject({ method: 'GET', path: '/echo?from=moved' });
     const both = await quicket([`${base}/moved`, '--cacert', CA, '-L', '-i', '-w', '%{num_redirects} %{url_effective}']);
+    expect(both).toMatchObject({ code: 0, stderr: '' }); // on failure, shows what the command said
     expect(both.stdout).toMatch(/^HTTP\/3 301\r\nlocation: \/echo\?from=moved\r\n\r\nHTTP\/3 200\r\n/);
     expect(both.stdout).toMatch(new RegExp(`\\}1 ${base}/echo\\?from=moved$`));
     expect(await quicket([`${base}/moved`, '--cacert', CA])).toEqual({ code: 0, stdout: 'moved', stderr: '' });

@@ -1,6 +1,6 @@
 // Session tickets: the 'ticket' event, resuming with connect({ ticket }), the checks a client makes
 // on a stored ticket, Ticket.inspect, and server ticket keys shared by engines and processes.
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -23,12 +23,9 @@ import {
   useCleanup,
 } from './helpers/ticket-harness';
 
-const ROOT = path.join(__dirname, '..');
-
-beforeAll(() => {
-  // Child processes (another server, the resealed-ticket runner) use the compiled library.
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
-});
+// Child processes (another server, the resealed-ticket runner) use dist/, which test/global-setup.js
+// compiles once per run. Not compiled again here: tsc rewriting dist/ while another worker's child
+// process loads it hands that child half-written modules.
 
 describe('the first connection to a server', () => {
   const track = useCleanup();
