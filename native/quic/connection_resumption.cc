@@ -1,6 +1,8 @@
 // Connection, resumption: tickets for JS, and what happens when resumption goes wrong: streams of
 // a rejected 0-RTT flight are replayed, and a handshake the server refused is retried without the
 // ticket on the same Connection and streams.
+#include <algorithm>
+
 #include "../application/http3_application.h"
 #include "../application/raw_application.h"
 #include "../engine.h"
@@ -44,8 +46,12 @@ void Connection::Reopen(StreamTable::Map streams, bool http3) {
     stream->blocked = false;
     stream->queued = false;
     Stream* reopened_stream = streams_.Add(std::move(stream));
-    // Its writer may still wait: the retry dropped it from the list (its stream was gone then).
-    if (reopened_stream->drain_wanted) waiting_writers_.push_back(id);
+    // Its writer may still wait. A flush while the stream was set aside dropped it from the list;
+    // a replay in the same turn (rejected 0-RTT, the next address) did not.
+    if (reopened_stream->drain_wanted &&
+        std::find(waiting_writers_.begin(), waiting_writers_.end(), id) == waiting_writers_.end()) {
+      waiting_writers_.push_back(id);
+    }
     if (Http3Application* h3 = http3_application()) {
       h3->SubmitRequest(id, reopened_stream->request_headers);
     } else {

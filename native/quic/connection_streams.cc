@@ -203,11 +203,10 @@ uint64_t Connection::WriteStream(Stream* stream, const uint8_t* data, size_t len
 void Connection::ReleaseWriters() {
   auto released = [this](int64_t id) {
     Stream* stream = streams_.Find(id);
-    if (stream && WriterMustWait(*stream)) return false;
-    if (stream) {
-      stream->drain_wanted = false;
-      Queue(events::StreamDrain{id});
-    }
+    if (!stream) return true;
+    if (WriterMustWait(*stream)) return false;
+    stream->drain_wanted = false;
+    Queue(events::StreamDrain{id});
     return true;
   };
   waiting_writers_.erase(std::remove_if(waiting_writers_.begin(), waiting_writers_.end(), released),
